@@ -1,0 +1,241 @@
+"""Sequential Monte Carlo over `Model` programs.
+
+``smc(model, n_particles)`` copies ``model`` into ``n_particles`` particles and repeats:
+
+1. untwist and ``step()`` every unfinished particle concurrently (their LM calls batch together);
+2. apply ``check`` to particles that just finished;
+3. if ``ESS < ess_threshold * n_particles``, resample: draw ancestors with the chosen scheme and
+   give every child the average weight ``logmeanexp(log_w)``, which keeps the evidence estimate
+   unbiased;
+
+until every particle has finished, all are dead, ``max_steps`` steps have run or ``time_limit``
+seconds have passed. ``ess_threshold=0`` never resamples (importance sampling); ``1`` resamples
+at every step where the weights are not all equal.
+
+The returned `Result` holds ``log_ml = logmeanexp(final log-weights)``, the log of an unbiased
+estimate of the target's normalising constant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .distributions import ZeroProbability
+from .model import Model, ParticleDied
+from .resampling import get_resampler
+from .result import Result, Status
+from .trace import Trace
+from .weights import ess, logmeanexp, normalise
+
+
+class ProgramError(RuntimeError):
+    """A program's own code raised an exception (not a zero-probability event)."""
+
+
+def validate_program(model: Model) -> None:
+    """Reject a model the engine cannot run, with a message that says how to fix it."""
+    if not isinstance(model, Model):
+        raise TypeError(f"smc needs an instance of a Model subclass, got {type(model).__name__}")
+    step = getattr(type(model), "step", None)
+    if step is None or step is Model.step:
+        raise TypeError(f"{type(model).__name__} has no step(); define `async def step(self): ...`")
+    if not inspect.iscoroutinefunction(step):
+        raise TypeError(
+            f"{type(model).__name__}.step must be a coroutine: write `async def step(self)`, not `def step(self)`"
+        )
+    if not hasattr(model, "log_weight"):
+        raise TypeError(f"{type(model).__name__}.__init__ must call super().__init__()")
+
+
+def validate_settings(n_particles: int, ess_threshold: float, max_steps: int, time_limit: float | None) -> None:
+    if not isinstance(n_particles, (int, np.integer)) or n_particles < 1:
+        raise ValueError(f"n_particles must be an integer >= 1, got {n_particles!r}")
+    if not 0.0 <= ess_threshold <= 1.0:
+        raise ValueError(f"ess_threshold must lie in [0, 1], got {ess_threshold!r}")
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps!r}")
+    if time_limit is not None and time_limit <= 0:
+        raise ValueError(f"time_limit must be positive seconds or None, got {time_limit!r}")
+
+
+def reseed(particles: Sequence[Model], rng: np.random.Generator) -> None:
+    """Give every particle its own random stream drawn from the run's generator."""
+    for p in particles:
+        p.rng = np.random.default_rng(int(rng.integers(2**63)))
+
+
+async def start_particles(model: Model, n: int, rng: np.random.Generator) -> list[Model]:
+    particles = [model.clone() for _ in range(n)]
+    reseed(particles, rng)
+    await asyncio.gather(*(_guarded(p, p.start) for p in particles))
+    return particles
+
+
+async def _guarded(p: Model, fn) -> None:
+    """Run one particle's coroutine; zero-probability events kill the particle, bugs raise."""
+    try:
+        await fn()
+    except (ParticleDied, ZeroProbability):
+        p.log_weight = -math.inf
+        p.finished = True
+    except Exception as e:
+        raise ProgramError(f"{type(p).__name__}.{fn.__name__}() raised {type(e).__name__}: {e}") from e
+
+
+def apply_checks(particles: Sequence[Model]) -> None:
+    """Run ``check`` once on each newly finished particle; a failed check sets weight -inf."""
+    for p in particles:
+        if p.finished and p._check_passed is None and p.alive:
+            try:
+                ok = bool(p.check(p.output))
+            except Exception as e:
+                raise ProgramError(f"{type(p).__name__}.check() raised {type(e).__name__}: {e}") from e
+            p._check_passed = ok
+            if not ok:
+                p.log_weight = -math.inf
+
+
+async def step_particles(particles: Sequence[Model], deadline: float | None) -> bool:
+    """Step all unfinished particles concurrently; False if the deadline cut the step short."""
+    active = [p for p in particles if not p.finished]
+    for p in active:
+        p.untwist()
+    steps = asyncio.gather(*(_guarded(p, p.step) for p in active))
+    if deadline is None:
+        await steps
+        return True
+    try:
+        await asyncio.wait_for(steps, timeout=max(deadline - time.monotonic(), 0.0))
+        return True
+    except TimeoutError:
+        return False
+
+
+def resample(particles: list[Model], rng: np.random.Generator, scheme: str) -> tuple[list[Model], np.ndarray]:
+    """Resample to the same size; children are copies carrying the average weight."""
+    log_w = np.array([p.log_weight for p in particles])
+    ancestors = get_resampler(scheme)(rng, normalise(log_w), len(particles))
+    avg = logmeanexp(log_w)
+    children = [particles[a].clone() for a in ancestors]
+    for c in children:
+        c.log_weight = avg
+    reseed(children, rng)
+    return children, ancestors
+
+
+def finish_run(
+    particles: list[Model], status: Status, n_steps: int, ess_history: list[float], n_resamples: int,
+    started: float, trace: Trace | None, algorithm: str, seed: int | None,
+) -> Result:
+    for p in particles:
+        p.untwist()
+    log_w = np.array([p.log_weight for p in particles], dtype=np.float64)
+    if status == Status.COMPLETED and not np.any(np.isfinite(log_w)):
+        status = Status.ALL_DEAD
+    total = time.monotonic() - started
+    result = Result(
+        particles=particles,
+        log_weights=log_w,
+        log_ml=logmeanexp(log_w),
+        status=status,
+        n_steps=n_steps,
+        ess_history=ess_history,
+        n_resamples=n_resamples,
+        timings={"total_s": total, "per_step_s": total / max(n_steps, 1)},
+        trace=trace,
+        algorithm=algorithm,
+        seed=seed,
+    )
+    if trace is not None:
+        trace.record_final(str(status), result.log_ml, result.posterior)
+    return result
+
+
+async def smc_async(
+    model: Model,
+    n_particles: int,
+    *,
+    ess_threshold: float = 0.5,
+    resampling: str = "stratified",
+    seed: int | None = None,
+    max_steps: int = 1000,
+    time_limit: float | None = None,
+    record: bool = False,
+    progress: bool = False,
+) -> Result:
+    """Run SMC from inside an event loop (Jupyter, async apps). See `smc` for the arguments."""
+    validate_program(model)
+    validate_settings(n_particles, ess_threshold, max_steps, time_limit)
+    get_resampler(resampling)
+    started = time.monotonic()
+    deadline = started + time_limit if time_limit is not None else None
+    rng = np.random.default_rng(seed)
+    trace = Trace("smc", n_particles, {"ess_threshold": ess_threshold, "resampling": resampling}) if record else None
+
+    particles = await start_particles(model, n_particles, rng)
+    ess_history: list[float] = []
+    n_resamples, n_steps, status = 0, 0, Status.COMPLETED
+    bar = tqdm(desc="SMC", unit="step", disable=not progress, leave=False)
+    while any(not p.finished for p in particles):
+        if n_steps >= max_steps:
+            status = Status.STEP_CAP
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            status = Status.TIMEOUT
+            break
+        completed = await step_particles(particles, deadline)
+        n_steps += 1
+        apply_checks(particles)
+        log_w = np.array([p.log_weight for p in particles])
+        current_ess = ess(log_w)
+        ess_history.append(current_ess)
+        if trace is not None:
+            trace.record_step(n_steps, particles, current_ess)
+        bar.update(1)
+        bar.set_postfix(active=sum(not p.finished for p in particles), ess=f"{current_ess:.1f}")
+        if not completed:
+            status = Status.TIMEOUT
+            break
+        if not np.any(np.isfinite(log_w)):
+            status = Status.ALL_DEAD
+            break
+        if all(p.finished for p in particles):
+            break
+        if current_ess < ess_threshold * n_particles:
+            particles, ancestors = resample(particles, rng, resampling)
+            n_resamples += 1
+            if trace is not None:
+                trace.record_resample(list(ancestors))
+    bar.close()
+    return finish_run(particles, status, n_steps, ess_history, n_resamples, started, trace, "smc", seed)
+
+
+def run_sync(coro):
+    """Run a coroutine from synchronous code; inside a running loop, say to use the async twin."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    coro.close()
+    raise RuntimeError(
+        "smc() was called inside a running event loop (e.g. Jupyter); use `await smc_async(...)` "
+        "(or `await smc_steer_async(...)`) instead"
+    )
+
+
+def smc(model: Model, n_particles: int, **kwargs) -> Result:
+    """Run SMC on ``model`` with ``n_particles`` particles and return a `Result`.
+
+    Keyword arguments: ``ess_threshold`` (0.5; 0 = importance sampling), ``resampling``
+    ("stratified", "systematic", "residual" or "multinomial"), ``seed`` (fixes the run on a given
+    backend), ``max_steps`` (1000), ``time_limit`` (seconds, None = no limit), ``record`` (keep a
+    `Trace` in ``result.trace``) and ``progress`` (show a progress bar).
+    """
+    return run_sync(smc_async(model, n_particles, **kwargs))

@@ -1,0 +1,318 @@
+"""`LMContext`: a token sequence growing under one LM, and the distributions it offers.
+
+A context holds the prompt and everything appended since. Its distributions follow the engine's
+contract (`selfsteer.smc.distributions`): ``sample``/``log_prob`` never change the context;
+``Model.sample``/``observe`` commit the outcome through ``record``.
+
+- ``ctx.next_token()``: the next token (a `Token`). With a restriction pending (see below) it is
+  the LM's distribution renormalised to the allowed set.
+- ``ctx.mask_dist(mask)``: ``True`` iff the next token is in ``mask``, with probability
+  ``p(mask)``. Observing ``True`` adds ``log p(mask)`` and restricts the next token to ``mask``;
+  ``False`` restricts it to the complement. This is how a program steers below the token level.
+- ``ctx.chunk(stop=..., max_tokens=..., max_chars=..., allow_eos=...)``: a multi-token chunk,
+  generated in one batched loop across particles. With ``allow_eos=False`` it represents the LM
+  restricted to chunks without EOS (unnormalised), and sampling it adds ``log P(no EOS)`` terms.
+- ``await ctx.append(ids)``: force tokens and return their log-probabilities (a verb: it
+  changes the context; add the result to the weight with ``score`` when it is evidence).
+
+Contexts are cheap to copy: particles share the LM and the KV cache, and a copy that extends
+differently gets its own cache rows (copy-on-write inside the backend).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..distributions import Distribution, sample_log_probs
+from ..weights import logsumexp
+from .base import LanguageModel, Prompt
+from .vocab import TokenMask
+
+
+@dataclass(frozen=True)
+class Token:
+    """One token: its id, its text, and whether it ends the sequence."""
+
+    id: int
+    text: str
+    is_eos: bool = False
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A generated span: its text, token ids, and how it ended."""
+
+    text: str
+    token_ids: tuple[int, ...]
+    eos: bool
+    stop_reason: str = ""
+    log_p: float = 0.0  # sum of token log-probabilities under the context that generated it
+    log_mask_mass: float = field(default=0.0, compare=False)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class LMContext:
+    """A prompt plus appended tokens under ``lm``; ``temperature`` tempers its distribution."""
+
+    def __init__(self, lm: LanguageModel, prompt: Prompt, *, temperature: float = 1.0):
+        if not isinstance(lm, LanguageModel):
+            raise TypeError(f"LMContext needs a LanguageModel from load_lm(), got {type(lm).__name__}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.lm = lm
+        self.tokens: list[int] = lm.prompt_ids(prompt)
+        if not self.tokens:
+            raise ValueError("the prompt is empty; give at least one token of text")
+        self.n_prompt = len(self.tokens)
+        self.temperature = float(temperature)
+        self.ended = False
+        self._handle: Any = None
+        self._fed = 0
+        self._next: np.ndarray | None = None
+        self._allowed: TokenMask | None = None
+        self._restricted: np.ndarray | None = None
+
+    def __deepcopy__(self, memo):
+        new = copy.copy(self)
+        new.tokens = list(self.tokens)
+        memo[id(self)] = new
+        return new
+
+    # ----- state -----------------------------------------------------------------------------
+    @property
+    def generated_ids(self) -> list[int]:
+        return self.tokens[self.n_prompt :]
+
+    @property
+    def text(self) -> str:
+        """The generated text so far (prompt and special tokens left out)."""
+        return self.lm.decode(self.generated_ids)
+
+    @property
+    def n_generated(self) -> int:
+        return len(self.tokens) - self.n_prompt
+
+    def token(self, token_id: int) -> Token:
+        vocab = self.lm.vocab
+        return Token(int(token_id), vocab.texts[token_id], int(token_id) in vocab.eos_ids)
+
+    async def next_logprobs(self) -> np.ndarray:
+        """The LM's next-token log-probabilities (V,), tempered, ignoring any restriction."""
+        self._check_open()
+        if self._next is None:
+            out = await self.lm.feed(
+                self._handle, self.tokens[self._fed :], self.temperature, want_token_logprobs=False
+            )
+            self._handle, self._fed, self._next = out.handle, len(self.tokens), out.next_logprobs
+        return self._next
+
+    async def current_logprobs(self) -> np.ndarray:
+        """Next-token log-probabilities renormalised to the pending restriction (if any)."""
+        lp = await self.next_logprobs()
+        if self._allowed is None:
+            return lp
+        if self._restricted is None:
+            r = np.where(self._allowed.array, lp, -np.inf)
+            z = logsumexp(r)
+            self._restricted = r - z if z > -np.inf else r
+        return self._restricted
+
+    # ----- distributions -----------------------------------------------------------------------
+    def next_token(self) -> NextToken:
+        return NextToken(self)
+
+    def mask_dist(self, mask: TokenMask) -> MaskEvent:
+        return MaskEvent(self, mask)
+
+    def chunk(
+        self,
+        *,
+        stop: str | list[str] | tuple[str, ...] = (),
+        max_tokens: int = 32,
+        max_chars: int | None = None,
+        allow_eos: bool = True,
+    ) -> ChunkDist:
+        return ChunkDist(self, stop=(stop,) if isinstance(stop, str) else tuple(stop),
+                         max_tokens=max_tokens, max_chars=max_chars, allow_eos=allow_eos)
+
+    # ----- verbs -----------------------------------------------------------------------------
+    def restrict(self, mask: TokenMask) -> None:
+        """Limit the next token to ``mask`` (intersected with any pending restriction), unweighted."""
+        self._check_open()
+        self._allowed = mask if self._allowed is None else (self._allowed & mask)
+        self._restricted = None
+
+    def append_token(self, token_id: int) -> None:
+        """Append one token without scoring it (the distributions' ``record`` uses this)."""
+        self._check_open()
+        self.tokens.append(int(token_id))
+        self._next, self._allowed, self._restricted = None, None, None
+        if int(token_id) in self.lm.vocab.eos_ids:
+            self.ended = True
+
+    async def append(self, ids: list[int] | str) -> np.ndarray:
+        """Force tokens (or text) and return each one's log-probability (restriction applied to the first).
+
+        EOS may only come last; it ends the context.
+        """
+        self._check_open()
+        ids = self.lm.encode(ids) if isinstance(ids, str) else [int(i) for i in ids]
+        if not ids:
+            return np.zeros(0)
+        eos = self.lm.vocab.eos_ids
+        if any(i in eos for i in ids[:-1]):
+            raise ValueError("EOS can only be the last appended token")
+        body, ends = (ids[:-1], True) if ids[-1] in eos else (ids, False)
+        first = float((await self.current_logprobs())[ids[0]])
+        lps = [first]
+        if body:
+            out = await self.lm.feed(self._handle, body, self.temperature)
+            self._handle, self._next = out.handle, out.next_logprobs
+            self.tokens.extend(body)
+            self._fed = len(self.tokens)
+            lps.extend(out.token_logprobs.tolist())
+            self._allowed, self._restricted = None, None
+        if ends:
+            if body:
+                lps.append(float((await self.next_logprobs())[ids[-1]]))
+            self.append_token(ids[-1])
+        return np.array(lps)
+
+    def _check_open(self) -> None:
+        if self.ended:
+            raise ValueError("this context has ended (EOS was appended); start a new LMContext")
+
+
+class NextToken(Distribution):
+    """The next token of a context (see `LMContext`)."""
+
+    def __init__(self, ctx: LMContext):
+        self.ctx = ctx
+
+    def _id(self, value: Token | int) -> int:
+        return value.id if isinstance(value, Token) else int(value)
+
+    async def sample(self, rng):
+        lp = await self.ctx.current_logprobs()
+        i = sample_log_probs(rng, lp)
+        return self.ctx.token(i), float(lp[i])
+
+    async def log_prob(self, value):
+        return float((await self.ctx.current_logprobs())[self._id(value)])
+
+    def record(self, value):
+        self.ctx.append_token(self._id(value))
+
+
+class MaskEvent(Distribution):
+    """``True`` iff the next token falls in ``mask``; recording restricts the next token accordingly."""
+
+    def __init__(self, ctx: LMContext, mask: TokenMask):
+        self.ctx, self.mask = ctx, mask
+
+    async def _log_p_true(self) -> float:
+        lp = await self.ctx.current_logprobs()
+        return logsumexp(lp[self.mask.array])
+
+    async def sample(self, rng):
+        log_p = await self._log_p_true()
+        value = bool(rng.random() < np.exp(log_p))
+        return value, await self.log_prob(value)
+
+    async def log_prob(self, value):
+        log_p = await self._log_p_true()
+        if value:
+            return log_p
+        return float(np.log1p(-np.exp(log_p))) if log_p < 0 else -np.inf
+
+    def record(self, value):
+        self.ctx.restrict(self.mask if value else ~self.mask)
+
+
+class ChunkDist(Distribution):
+    """A chunk generated by a context's LM up to a stop string, EOS or a budget (see `LMContext`).
+
+    ``sample`` returns the chunk and ``log q`` (its probability under the sampler, which excludes
+    EOS when ``allow_eos=False``). ``log_prob(chunk)`` is the log of the measure this represents as
+    a target: the LM's probability of the chunk's tokens, and ``-inf`` for a chunk containing EOS
+    when EOS is not allowed. ``propose`` therefore returns the weight ``log P(no EOS)`` summed
+    over the chunk's steps (0 when EOS is allowed).
+    """
+
+    def __init__(self, ctx: LMContext, *, stop, max_tokens, max_chars, allow_eos):
+        if max_tokens < 1:
+            raise ValueError("max_tokens must be >= 1")
+        self.ctx = ctx
+        self.stop, self.max_tokens, self.max_chars, self.allow_eos = stop, max_tokens, max_chars, allow_eos
+        self._known: dict[tuple[int, ...], tuple[float, LMContext]] = {}
+
+    def _disallowed(self) -> np.ndarray | None:
+        ctx = self.ctx
+        bad = None if self.allow_eos else ctx.lm.masks.eos.array
+        if ctx._allowed is not None:
+            bad = ~ctx._allowed.array if bad is None else (bad | ~ctx._allowed.array)
+        return bad
+
+    async def _generate(self, rng) -> Chunk:
+        ctx = self.ctx
+        ctx._check_open()
+        res = await ctx.lm.generate(
+            ctx._handle, ctx.tokens[ctx._fed :], rng, temperature=ctx.temperature, stop=self.stop,
+            max_tokens=self.max_tokens, max_chars=self.max_chars, disallowed=self._disallowed(),
+            next_logprobs=ctx._next,
+        )
+        ids = tuple(res.tokens)
+        log_p = float(np.sum(res.token_logprobs))
+        after = copy.deepcopy(ctx)
+        after.tokens.extend(ids)
+        after._handle, after._fed, after._next = res.handle, len(after.tokens) - 1, None
+        after._allowed, after._restricted = None, None
+        after.ended = ids[-1] in ctx.lm.vocab.eos_ids
+        self._known[ids] = (log_p, after)
+        return Chunk(ctx.lm.decode(ids), ids, after.ended, res.stop_reason, log_p, res.log_mask_mass)
+
+    async def sample(self, rng):
+        chunk = await self._generate(rng)
+        return chunk, chunk.log_p - chunk.log_mask_mass
+
+    async def propose(self, rng):
+        chunk = await self._generate(rng)
+        return chunk, chunk.log_mask_mass
+
+    async def log_prob(self, value: Chunk | str) -> float:
+        ids = self._ids(value)
+        if not ids:
+            return 0.0
+        eos = self.ctx.lm.vocab.eos_ids
+        if any(i in eos for i in ids[:-1]) or (not self.allow_eos and ids[-1] in eos):
+            return -np.inf
+        if ids not in self._known:
+            after = copy.deepcopy(self.ctx)
+            log_p = float(np.sum(await after.append(list(ids))))
+            self._known[ids] = (log_p, after)
+        return self._known[ids][0]
+
+    def record(self, value: Chunk | str) -> None:
+        ids = self._ids(value)
+        if ids in self._known:
+            after = self._known[ids][1]
+            for name in ("tokens", "_handle", "_fed", "_next", "_allowed", "_restricted", "ended"):
+                setattr(self.ctx, name, getattr(after, name))
+        else:
+            for i in ids:
+                self.ctx.append_token(i)
+        self._known.clear()
+
+    def _ids(self, value: Chunk | str) -> tuple[int, ...]:
+        if isinstance(value, Chunk):
+            return value.token_ids
+        return tuple(self.ctx.lm.encode(value))

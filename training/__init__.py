@@ -1,0 +1,1 @@
+"""selfsteer.training."""
