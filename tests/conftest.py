@@ -1,0 +1,25 @@
+"""Shared fixtures: the bundled model is loaded once per test session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the tests never reach a model hub
+
+
+@pytest.fixture(scope="session")
+def lm():
+    """The bundled SmolLM2-135M-Instruct on the transformers backend (CPU)."""
+    from selfsteer.smc import load_lm
+
+    return load_lm()
+
+
+@pytest.fixture
+def exact_lm():
+    """A tiny exact LM whose continuations can be enumerated."""
+    from selfsteer.smc import ExactLM
+
+    return ExactLM(("a", "b", " c"), max_len=4, seed=3)
