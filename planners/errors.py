@@ -1,0 +1,15 @@
+"""Errors a planner LM raises when it cannot produce a completion."""
+
+from __future__ import annotations
+
+
+class PlannerError(RuntimeError):
+    """The planner LM could not be reached or gave no usable answer.
+
+    ``retryable`` says whether asking again may help (timeouts, 429, 5xx) or not (a wrong key,
+    an unknown model, a malformed URL): the message names the fix.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
