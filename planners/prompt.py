@@ -84,8 +84,8 @@ def _signature(fn, name: str) -> str:
 
 def _member_doc(owner: type, name: str) -> str:
     member = inspect.getattr_static(owner, name)
-    if isinstance(member, property):
-        return f"property {name}: {inspect.getdoc(member) or ''}".rstrip()
+    if isinstance(member, property):  # undocumented properties are covered by the module docstring
+        return f"property {name}: {inspect.getdoc(member)}" if inspect.getdoc(member) else ""
     fn = getattr(owner, name)
     doc = inspect.getdoc(fn) or ""
     return f"{_signature(fn, name)}\n    " + doc.replace("\n", "\n    ")
@@ -126,7 +126,7 @@ def api_reference() -> str:
         inspect.getdoc(text_model_module) or "",
         "class TextModel(Model): " + (inspect.getdoc(TextModel) or ""),
         _signature(TextModel.__init__, "__init__"),
-        *(_member_doc(TextModel, n) for n in (*TEXT_HELPERS, "text", "n_tokens")),
+        *filter(None, (_member_doc(TextModel, n) for n in (*TEXT_HELPERS, "text", "n_tokens"))),
         "## Tokens, chunks and token masks",
         _fields(Token),
         _fields(Chunk),
