@@ -102,7 +102,7 @@ def test_attacks_are_stopped_and_the_caller_survives(lm):
     # the well-behaved program, run alongside, matches an in-process run with the same seed
     in_process = summarize(smc(_load(GOOD)(lm, TASK), 2, seed=0))
     assert [o for o, _ in good.summary.posterior] == [o for o, _ in in_process.posterior]
-    assert [p for _, p in good.summary.posterior] == pytest.approx([p for _, p in in_process.posterior])
+    assert [p for _, p in good.summary.posterior] == pytest.approx([p for _, p in in_process.posterior], rel=1e-3, abs=1e-6)
     assert set(isolation_measures()) <= set(good.isolation) and "audit-hook" in good.isolation
 
 
