@@ -22,6 +22,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from .validate import allowed_imports
+
 LIBRARY_PACKAGE = "selfsteer.programs"
 WORD = re.compile(r"[a-z]+")
 
@@ -90,7 +92,7 @@ def _inline_params(init: ast.FunctionDef, params: dict[str, Any]) -> ast.Functio
 def as_planner_program(cls: type, params: dict[str, Any]) -> str:
     """The source of library program ``cls`` rewritten as a planner program with ``params`` inlined."""
     module = sys.modules[cls.__module__]
-    tree = ast.parse(inspect.getsource(module))
+    tree = _strip_annotations(ast.parse(inspect.getsource(module)))
     top = {}
     for node in tree.body:
         for name in _bound_names(node):
@@ -110,6 +112,7 @@ def as_planner_program(cls: type, params: dict[str, Any]) -> str:
     new_cls = copy.deepcopy(cls_node)
     new_cls.body = body
     # the module-level definitions the class needs, transitively, in module order
+    importable = allowed_imports().get(cls.__module__, frozenset())
     needed, queue = set(), _used_names(new_cls)
     while queue:
         name = queue.pop()
@@ -117,8 +120,9 @@ def as_planner_program(cls: type, params: dict[str, Any]) -> str:
         if node is None or name in needed or node is cls_node:
             continue
         needed.add(name)
-        if not isinstance(node, (ast.Import, ast.ImportFrom)):
-            queue |= _used_names(node)
+        if not isinstance(node, (ast.Import, ast.ImportFrom)) and name not in importable:
+            queue |= _used_names(node)  # copied definitions bring what they use; imported ones do not
+    own_imports = sorted(n for n in needed if n in importable and not isinstance(top[n], (ast.Import, ast.ImportFrom)))
     out: list[ast.stmt] = []
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.module == "__future__":
@@ -129,10 +133,28 @@ def as_planner_program(cls: type, params: dict[str, Any]) -> str:
                 trimmed = copy.copy(node)
                 trimmed.names = names
                 out.append(_absolute(trimmed, module.__package__ or LIBRARY_PACKAGE) if isinstance(node, ast.ImportFrom) else trimmed)
-        elif node is not cls_node and _bound_names(node) & needed:
+        elif node is not cls_node and _bound_names(node) & needed and not _bound_names(node) & set(own_imports):
             out.append(node)
+    if own_imports:  # the module's own helpers (a shared base class, say) are imported, not copied
+        out.append(ast.ImportFrom(module=cls.__module__, names=[ast.alias(n) for n in own_imports], level=0))
     out.append(new_cls)
     return ast.unparse(ast.fix_missing_locations(ast.Module(body=out, type_ignores=[]))) + "\n"
+
+
+def _strip_annotations(tree: ast.Module) -> ast.Module:
+    """Drop type hints (they would need imports the planner does not get, and teach nothing)."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            node.returns = None
+            for arg in node.args.posonlyargs + node.args.args + node.args.kwonlyargs:
+                arg.annotation = None
+        for field_name in ("body", "orelse", "finalbody"):
+            block = getattr(node, field_name, None)
+            if isinstance(block, list):
+                for i, stmt in enumerate(block):
+                    if isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+                        block[i] = ast.Assign(targets=[stmt.target], value=stmt.value, lineno=stmt.lineno)
+    return tree
 
 
 def _words(text: str) -> set[str]:

@@ -7,7 +7,7 @@ program built from an allow-list:
   from ``TextModel``, with ``__init__(self, lm, task)`` that calls ``super().__init__``,
   ``async def step(self)`` and ``def check(self, output)``.
 - Imports come from `allowed_imports()` (each module with its allowed names: a static list plus
-  the helper modules of `selfsteer.programs`, not its family modules); a module object is
+  the helpers of `selfsteer.programs`, but none of its finished programs); a module object is
   only ever used as ``module.name``.
 - Every name is defined by the program or is one of `SAFE_BUILTINS`: no ``open``, ``eval``,
   ``exec``, ``getattr``, ``type``, ``globals``... No ``__dunder__`` names or attributes (except
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from functools import cache
 
 MAX_SOURCE_CHARS = 60_000
-PROGRAM_BASES = ("TextModel", "LibraryProgram")
+PROGRAM_BASE = "TextModel"
 
 STATIC_IMPORTS: dict[str, frozenset[str]] = {
     "selfsteer.smc": frozenset({"TextModel", "Bernoulli", "Categorical", "Geometric", "Token", "Chunk", "TokenMask"}),
@@ -64,26 +64,26 @@ LIBRARY_EXCLUDED = frozenset({"registry", "examples"})
 PLAIN_CONSTANT_TYPES = (str, int, float, bool, tuple, frozenset, re.Pattern)
 
 
-def _library_helper_modules() -> list[str]:
-    """The helper modules of the program library (not the family modules, not the registry)."""
+def _library_modules() -> list[str]:
+    """The modules of the program library (the registry and examples left out)."""
     try:
         package = importlib.import_module(LIBRARY_PACKAGE)
-        families = set(getattr(importlib.import_module(f"{LIBRARY_PACKAGE}.registry"), "FAMILY_MODULES", ()))
     except ImportError:
         return []
     names = [m.name for m in pkgutil.iter_modules(package.__path__) if not m.ispkg]
-    return [f"{LIBRARY_PACKAGE}.{n}" for n in names if n not in families and n not in LIBRARY_EXCLUDED and not n.startswith("_")]
+    return [f"{LIBRARY_PACKAGE}.{n}" for n in names if n not in LIBRARY_EXCLUDED and not n.startswith("_")]
 
 
 def _public_names(module_name: str) -> frozenset[str]:
-    """Functions and classes a library helper module defines itself, and its plain constants."""
+    """What a program may import from a library module: the functions and classes the module
+    defines itself (but not its finished programs, those carrying a ``SPEC``) and its plain constants."""
     module = importlib.import_module(module_name)
     keep = set()
     for name, value in vars(module).items():
-        if name.startswith("_"):
+        if name.startswith("_") or (isinstance(value, type) and "SPEC" in vars(value)):
             continue
         own = getattr(value, "__module__", "") or ""
-        if (callable(value) and own.startswith("selfsteer.")) or isinstance(value, PLAIN_CONSTANT_TYPES):
+        if (callable(value) and own == module_name) or isinstance(value, PLAIN_CONSTANT_TYPES):
             keep.add(name)
     return frozenset(keep)
 
@@ -92,7 +92,7 @@ def _public_names(module_name: str) -> frozenset[str]:
 def allowed_imports() -> dict[str, frozenset[str]]:
     """Every module a program may import from, with the names it may use (computed once)."""
     allowed = dict(STATIC_IMPORTS)
-    for module in _library_helper_modules():
+    for module in _library_modules():
         allowed[module] = _public_names(module)
     return allowed
 
@@ -323,12 +323,27 @@ def _check_module_layout(tree: ast.Module, checker: _Checker) -> str | None:
     if cls not in tree.body:
         checker.add(cls, "define the program class at module level")
     bases = [b.id if isinstance(b, ast.Name) else None for b in cls.bases]
-    if len(bases) != 1 or bases[0] not in PROGRAM_BASES:
-        checker.add(cls, f"the program class `{cls.name}` must derive from TextModel: `class {cls.name}(TextModel):`")
+    if len(bases) != 1 or bases[0] not in _program_bases(tree):
+        checker.add(cls, f"the program class `{cls.name}` must derive from TextModel (or a library base such as LibraryProgram): `class {cls.name}(TextModel):`")
     if cls.keywords:
         checker.add(cls, "class keywords (metaclass=...) are not allowed")
     _check_methods(cls, checker)
     return cls.name
+
+
+def _program_bases(tree: ast.Module) -> set[str]:
+    """TextModel, and the names a program imports from the library that are TextModel subclasses."""
+    from selfsteer.smc import TextModel
+
+    bases = {PROGRAM_BASE}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith(LIBRARY_PACKAGE):
+            allowed = allowed_imports().get(node.module, frozenset())
+            for alias in node.names:
+                value = getattr(importlib.import_module(node.module), alias.name, None) if alias.name in allowed else None
+                if isinstance(value, type) and issubclass(value, TextModel):
+                    bases.add(alias.asname or alias.name)
+    return bases
 
 
 def _check_methods(cls: ast.ClassDef, checker: _Checker) -> None:
