@@ -169,9 +169,9 @@ def pick_examples(task: str, *, exclude_family: str | None = None, k: int = 3) -
         spec = cls.SPEC
         if spec.family == exclude_family or not spec.examples:
             continue
-        about = " ".join([spec.description, *(t for t, _ in spec.examples)])
-        overlap = len(task_words & _words(about)) / (1 + len(_words(about))) ** 0.5
-        scored.append((overlap, spec.name, cls))
+        texts = [_words(t) for t in (spec.description, *(t for t, _ in spec.examples))]
+        similarity = max(len(task_words & w) / max(len(task_words | w), 1) for w in texts)  # best Jaccard
+        scored.append((similarity, spec.name, cls))
     scored.sort(key=lambda s: (-s[0], s[1]))
     examples, families = [], set()
     for _, _, cls in scored:  # prefer variety: one program per family first, then the rest
