@@ -7,7 +7,8 @@ library planner picks for the task, else (``"self"``) the solving program's own 
 baseline then goes unscored).
 
 - **selfsteer**: `solve_async` with the planner; *pass* = its answer passes the checker;
-  *weighted pass@1* = the posterior weight on outputs that pass.
+  *weighted pass@1* = the posterior weight on outputs that pass. An LM planner's few-shot
+  examples leave out the task's own family (leave-one-family-out).
 - **follower alone** (the baseline): ``n_particles`` plain samples from the follower prompted
   with the task, equally weighted; *pass* = the most frequent sample passes; *weighted pass@1* =
   the fraction of samples that pass.
@@ -20,6 +21,7 @@ processes; planner calls run in threads.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,6 +33,7 @@ from tqdm.auto import tqdm
 
 from .cache import ProgramCache
 from .execute import RunSettings, follower_lm, library_class
+from .lm_planner import LMPlanner
 from .plan import NoProgramFits, Plan
 from .sandbox import Limits
 from .solve import solve_async
@@ -146,6 +149,15 @@ class FollowerAlone(TextModel):
         self.finish(self.text.strip())
 
 
+def for_family(planner, family: str | None):
+    """An LM planner whose few-shot examples leave out ``family`` (other planners unchanged)."""
+    if family is None or not isinstance(planner, LMPlanner):
+        return planner
+    clone = copy.copy(planner)
+    clone.exclude_family, clone._last = family, {}
+    return clone
+
+
 def task_checker(spec: TaskSpec, lm, library_planner) -> tuple[str, TextModel | None]:
     """The checker for a task: (its name, a program instance whose ``check`` scores outputs)."""
     plan = None
@@ -194,7 +206,7 @@ async def evaluate_async(
         async with gate:
             checker_name, checker = await asyncio.to_thread(task_checker, spec, lm, library)
             t0 = time.monotonic()
-            solved = await solve_async(spec.task, planner=planner, n_particles=n_particles, follower=follower, lm=lm,
+            solved = await solve_async(spec.task, planner=for_family(planner, spec.family), n_particles=n_particles, follower=follower, lm=lm,
                                        attempts=attempts, seed=seed, limits=limits, cache=cache, reuse=reuse)
             seconds = time.monotonic() - t0
             posterior = solved.summary.posterior if solved.summary else []

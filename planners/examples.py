@@ -8,8 +8,8 @@ constants. Every example is therefore a program the validator accepts, in exactl
 planner must produce.
 
 `pick_examples` chooses the examples for a task: programs from families other than the task's
-own (leave-one-family-out), ranked by how many words the task shares with each program's
-description and example tasks.
+own (leave-one-family-out), ranked by the best word overlap (Jaccard) between the task and each
+program's description or example tasks.
 """
 
 from __future__ import annotations
