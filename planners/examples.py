@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from .validate import allowed_imports
+from .allowlist import allowed_imports
 
 LIBRARY_PACKAGE = "selfsteer.programs"
 WORD = re.compile(r"[a-z]+")

@@ -24,8 +24,8 @@ from selfsteer.smc import model as model_module
 from selfsteer.smc import text_model as text_model_module
 from selfsteer.smc.lm.vocab import TokenMask, TokenMasks
 
+from .allowlist import LM_ATTRIBUTES, SAFE_BUILTINS, allowed_imports
 from .examples import Example, pick_examples
-from .validate import LM_ATTRIBUTES, SAFE_BUILTINS, allowed_imports
 
 TEXT_HELPERS = ("next_token", "next_word", "extend", "extend_with", "end", "hint")
 PRIMITIVES = ("sample", "observe", "condition", "score", "twist", "finish", "check")

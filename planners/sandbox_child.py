@@ -65,7 +65,7 @@ def load_follower(follower: str | None):
 
 
 def restricted_builtins() -> dict:
-    from selfsteer.planners.validate import SAFE_BUILTINS, allowed_imports
+    from selfsteer.planners.allowlist import SAFE_BUILTINS, allowed_imports
 
     def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
         if level or name not in allowed_imports():
@@ -83,7 +83,7 @@ def restricted_builtins() -> dict:
 
 def load_program(source: str, class_name: str) -> type:
     """Execute the (validated) source with restricted builtins and return its program class."""
-    from selfsteer.planners.validate import allowed_imports
+    from selfsteer.planners.allowlist import allowed_imports
 
     for module in allowed_imports():  # import now, while imports may still open files
         importlib.import_module(module)

@@ -4,10 +4,9 @@
 program built from an allow-list:
 
 - Module level holds only imports, constants, helper functions and exactly one class, deriving
-  from ``TextModel``, with ``__init__(self, lm, task)`` that calls ``super().__init__``,
+  from ``TextModel`` (or a library base such as ``LibraryProgram``), with ``__init__(self, lm, task)`` that calls ``super().__init__``,
   ``async def step(self)`` and ``def check(self, output)``.
-- Imports come from `allowed_imports()` (each module with its allowed names: a static list plus
-  the helpers of `selfsteer.programs`, but none of its finished programs); a module object is
+- Imports come from `allowed_imports()` (`selfsteer.planners.allowlist`); a module object is
   only ever used as ``module.name``.
 - Every name is defined by the program or is one of `SAFE_BUILTINS`: no ``open``, ``eval``,
   ``exec``, ``getattr``, ``type``, ``globals``... No ``__dunder__`` names or attributes (except
@@ -24,104 +23,24 @@ worded so the planner can fix it. These checks are the first line of defence; th
 from __future__ import annotations
 
 import ast
-import builtins
 import importlib
-import pkgutil
-import re
 import string
 from dataclasses import dataclass
-from functools import cache
+
+from .allowlist import (
+    ALLOWED_DECORATORS,
+    ALLOWED_DUNDER_METHODS,
+    DENIED_ATTRIBUTES,
+    FORBIDDEN_BUILTINS,
+    LIBRARY_PACKAGE,
+    LM_ATTRIBUTES,
+    SAFE_BUILTINS,
+    allowed_imports,
+)
 
 MAX_SOURCE_CHARS = 60_000
 PROGRAM_BASE = "TextModel"
 
-STATIC_IMPORTS: dict[str, frozenset[str]] = {
-    "selfsteer.smc": frozenset({"TextModel", "Bernoulli", "Categorical", "Geometric", "Token", "Chunk", "TokenMask"}),
-    "re": frozenset({
-        "compile", "match", "search", "fullmatch", "findall", "finditer", "sub", "subn", "split",
-        "escape", "IGNORECASE", "I", "MULTILINE", "M", "DOTALL", "S", "VERBOSE", "X", "ASCII", "A",
-        "Pattern", "Match", "error",
-    }),
-    "math": frozenset({
-        "ceil", "floor", "trunc", "sqrt", "exp", "log", "log2", "log10", "log1p", "expm1", "fsum",
-        "prod", "isclose", "isfinite", "isinf", "isnan", "inf", "nan", "pi", "e", "comb", "perm",
-        "factorial", "gcd", "lcm", "fabs", "copysign", "pow", "isqrt",
-    }),
-    "string": frozenset({
-        "ascii_letters", "ascii_lowercase", "ascii_uppercase", "digits", "hexdigits", "octdigits",
-        "punctuation", "printable", "whitespace", "capwords",
-    }),
-    "itertools": frozenset({
-        "accumulate", "chain", "combinations", "compress", "count", "cycle", "dropwhile",
-        "filterfalse", "groupby", "islice", "pairwise", "permutations", "product", "repeat",
-        "starmap", "takewhile", "zip_longest",
-    }),
-    "collections": frozenset({"Counter", "defaultdict", "deque", "OrderedDict"}),
-    "asyncio": frozenset({"sleep"}),
-}
-LIBRARY_PACKAGE = "selfsteer.programs"
-LIBRARY_EXCLUDED = frozenset({"registry", "examples"})
-PLAIN_CONSTANT_TYPES = (str, int, float, bool, tuple, frozenset, re.Pattern)
-
-
-def _library_modules() -> list[str]:
-    """The modules of the program library (the registry and examples left out)."""
-    try:
-        package = importlib.import_module(LIBRARY_PACKAGE)
-    except ImportError:
-        return []
-    names = [m.name for m in pkgutil.iter_modules(package.__path__) if not m.ispkg]
-    return [f"{LIBRARY_PACKAGE}.{n}" for n in names if n not in LIBRARY_EXCLUDED and not n.startswith("_")]
-
-
-def _public_names(module_name: str) -> frozenset[str]:
-    """What a program may import from a library module: the functions and classes the module
-    defines itself (but not its finished programs, those carrying a ``SPEC``) and its plain constants."""
-    module = importlib.import_module(module_name)
-    keep = set()
-    for name, value in vars(module).items():
-        if name.startswith("_") or (isinstance(value, type) and "SPEC" in vars(value)):
-            continue
-        own = getattr(value, "__module__", "") or ""
-        if (callable(value) and own == module_name) or isinstance(value, PLAIN_CONSTANT_TYPES):
-            keep.add(name)
-    return frozenset(keep)
-
-
-@cache
-def allowed_imports() -> dict[str, frozenset[str]]:
-    """Every module a program may import from, with the names it may use (computed once)."""
-    allowed = dict(STATIC_IMPORTS)
-    for module in _library_modules():
-        allowed[module] = _public_names(module)
-    return allowed
-
-SAFE_BUILTINS = frozenset({
-    "abs", "all", "any", "ascii", "bin", "bool", "bytes", "callable", "chr", "dict", "divmod",
-    "enumerate", "filter", "float", "format", "frozenset", "hash", "hex", "int", "isinstance",
-    "issubclass", "iter", "len", "list", "map", "max", "min", "next", "oct", "ord", "pow", "print",
-    "range", "repr", "reversed", "round", "set", "slice", "sorted", "str", "sum", "tuple", "zip",
-    "super", "property", "staticmethod", "NotImplemented", "Ellipsis",
-    "Exception", "ArithmeticError", "AssertionError", "AttributeError", "IndexError", "KeyError",
-    "LookupError", "NotImplementedError", "RuntimeError", "StopIteration", "TypeError",
-    "ValueError", "ZeroDivisionError",
-})
-FORBIDDEN_BUILTINS = frozenset(n for n in dir(builtins) if not n.startswith("_")) - SAFE_BUILTINS
-
-LM_ATTRIBUTES = frozenset({"masks", "vocab", "encode", "decode", "name", "has_chat_template"})
-DENIED_ATTRIBUTES = frozenset({
-    # frames, code objects and tracebacks: the classic ways out of a restricted namespace
-    "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "cr_await", "ag_frame", "ag_code",
-    "ag_await", "f_globals", "f_locals", "f_builtins", "f_back", "f_code", "f_trace", "tb_frame",
-    "tb_next", "co_code", "co_consts", "co_names", "mro", "format_map",
-    # raw memory and foreign functions (numpy bit generators and arrays expose these)
-    "ctypes", "cffi", "bit_generator",
-    # file and model I/O on objects a program can reach
-    "save_pretrained", "from_pretrained", "push_to_hub", "to_json_file", "save_vocabulary",
-    "load_state_dict", "tofile", "fromfile", "dump", "load", "save",
-})
-ALLOWED_DECORATORS = frozenset({"property", "staticmethod"})
-ALLOWED_DUNDER_METHODS = frozenset({"__init__"})
 MAX_PROBLEMS_REPORTED = 8
 
 

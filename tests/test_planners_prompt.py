@@ -6,9 +6,9 @@ from __future__ import annotations
 import inspect
 
 import pytest
+from selfsteer.planners.allowlist import SAFE_BUILTINS, allowed_imports
 from selfsteer.planners.examples import Example, library_programs, pick_examples
 from selfsteer.planners.prompt import build_messages, system_prompt
-from selfsteer.planners.validate import SAFE_BUILTINS, allowed_imports
 from selfsteer.smc import Model, TextModel
 from selfsteer.smc.lm.vocab import TokenMasks
 
