@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from chat_server import ScriptedChatServer
 from selfsteer.cli.main import main
 from selfsteer.planners.evaluate import EvalReport, TaskOutcome, read_tasks
@@ -81,3 +82,21 @@ def test_report_totals_are_means_over_scored_tasks():
     assert totals["selfsteer"] == {"pass_rate": 0.5, "weighted_pass@1": 0.5, "seconds_per_task": 2.0}
     assert totals["follower alone"] == {"pass_rate": 0.0, "weighted_pass@1": 0.25, "seconds_per_task": 1.0}
     assert "n/a" not in report.table()
+
+
+def test_qwen_planner_is_never_downloaded_implicitly(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from selfsteer.cli import planner as planner_cli
+    from selfsteer.planners.load import load_planner
+    from selfsteer.smc.lm.loading import ModelNotFound
+
+    monkeypatch.setenv("SELFSTEER_CACHE", str(tmp_path))  # an empty cache: the model is "not downloaded"
+    with pytest.raises(ModelNotFound, match="selfsteer planner download qwen-coder"):
+        load_planner("qwen-coder")
+    assert not any(tmp_path.rglob("*.gguf"))
+    parser = argparse.ArgumentParser()
+    planner_cli.register(parser.add_subparsers())
+    args = parser.parse_args(["planner", "list"])
+    assert args.func(args) == 0
+    assert "not downloaded: selfsteer planner download qwen-coder" in capsys.readouterr().out
