@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,10 +144,14 @@ async def solve_async(
         attempt.seconds = time.monotonic() - t0
         result.attempts.append(attempt)
         if store is not None:
-            store.record(AttemptRecord(
+            record = AttemptRecord(
                 task=task, planner=name, attempt=number, plan=attempt.plan.to_dict() if attempt.plan else None,
                 error=attempt.error, error_kind=attempt.error_kind,
-                summary=attempt.summary.to_dict() if attempt.summary else None, passed=attempt.error is None))
+                summary=attempt.summary.to_dict() if attempt.summary else None, passed=attempt.error is None)
+            try:
+                store.record(record)
+            except OSError as e:  # a full or read-only disk costs the record, not the answer
+                warnings.warn(f"could not write to the program cache at {store.root}: {e}", stacklevel=2)
         return attempt
 
     async def cached_plan() -> Plan:
@@ -161,8 +166,8 @@ async def solve_async(
     for number in range(1, attempts + 1):
         if tried and (tried[-1].error is None or tried[-1].error_kind in ("no_program", "planner_fatal")):
             break  # solved, or asking again cannot help
-        if tried and tried[-1].number > 0:
-            feedback = tried[-1].error
+        if tried and tried[-1].number > 0 and tried[-1].error_kind != "planner":
+            feedback = tried[-1].error  # the program's error; an unreachable planner teaches it nothing
         say("plan", number, f"asking {name} for a program")
         tried.append(await attempt_with(number, lambda fb=feedback: _plan_once(planner, task, fb)))
     final = tried[-1]
