@@ -43,7 +43,7 @@ STATIC_IMPORTS: dict[str, frozenset[str]] = {
     "asyncio": frozenset({"sleep"}),
 }
 LIBRARY_PACKAGE = "selfsteer.programs"
-LIBRARY_EXCLUDED = frozenset({"registry", "examples"})
+LIBRARY_EXCLUDED = frozenset({"registry", "examples", "tasks"})  # tasks: the evaluation's own checker
 PLAIN_CONSTANT_TYPES = (str, int, float, bool, tuple, frozenset, re.Pattern)
 
 

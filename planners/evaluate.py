@@ -1,10 +1,11 @@
 """Evaluate a planner on a task set, side by side with the follower alone.
 
-A task file is JSON lines: ``{"task": "...", "family": "...", "checker": {"program": NAME,
-"params": {...}}}``; only ``task`` is required. Each task is scored by one checker, the same for
-both systems: the named library program's ``check`` with those parameters, else the program the
-library planner picks for the task, else (``"self"``) the solving program's own ``check`` (the
-baseline then goes unscored).
+A task file is JSON lines: ``{"task": "...", "family": "...", "constraints": {...},
+"checker": {"program": NAME, "params": {...}}}``; only ``task`` is required. Each task is scored
+by one checker, the same for both systems: the independent constraint checker
+(`selfsteer.programs.tasks`) when the line has ``constraints``, else the named library program's
+``check`` with those parameters, else the program the library planner picks for the task, else
+(``"self"``) the solving program's own ``check`` (the baseline then goes unscored).
 
 - **selfsteer**: `solve_async` with the planner; *pass* = its answer passes the checker;
   *weighted pass@1* = the posterior weight on outputs that pass. An LM planner's few-shot
@@ -24,6 +25,7 @@ import asyncio
 import copy
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,7 @@ class TaskSpec:
     task: str
     family: str | None = None
     checker: dict[str, Any] | None = None
+    constraints: dict[str, Any] | None = None
 
 
 @dataclass
@@ -130,7 +133,8 @@ def read_tasks(path: str | Path) -> list[TaskSpec]:
             continue
         try:
             row = json.loads(line)
-            specs.append(TaskSpec(task=row["task"], family=row.get("family"), checker=row.get("checker")))
+            specs.append(TaskSpec(task=row["task"], family=row.get("family"), checker=row.get("checker"),
+                                  constraints=row.get("constraints")))
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"{path}:{i}: each line must be a JSON object with a 'task' string ({e})") from None
     return specs
@@ -158,8 +162,25 @@ def for_family(planner, family: str | None):
     return clone
 
 
-def task_checker(spec: TaskSpec, lm, library_planner) -> tuple[str, TextModel | None]:
-    """The checker for a task: (its name, a program instance whose ``check`` scores outputs)."""
+Checker = Callable[[Any], bool]
+
+
+def _safe(check: Checker) -> Checker:
+    def passes(output: Any) -> bool:
+        try:
+            return bool(check(output))
+        except Exception:  # noqa: BLE001 - a checker crash on odd output counts as a fail
+            return False
+
+    return passes
+
+
+def task_checker(spec: TaskSpec, lm, library_planner) -> tuple[str, Checker | None]:
+    """The checker for a task (see the module docstring): its name and ``output -> bool``."""
+    if spec.constraints:
+        from selfsteer.programs.tasks import passes
+
+        return "constraints", _safe(lambda output: isinstance(output, str) and passes(spec.constraints, output))
     plan = None
     if spec.checker:
         plan = Plan(source="", class_name="", params=spec.checker.get("params", {}), origin="library",
@@ -173,14 +194,7 @@ def task_checker(spec: TaskSpec, lm, library_planner) -> tuple[str, TextModel | 
         return "self", None
     cls = library_class(plan)
     params = cls.SPEC.validate(dict(plan.params)) if hasattr(cls, "SPEC") else plan.params
-    return f"{plan.program_name}{json.dumps(params, sort_keys=True)}", cls(lm, spec.task, **params)
-
-
-def _passes(checker: TextModel, output: Any) -> bool:
-    try:
-        return bool(checker.check(output))
-    except Exception:  # noqa: BLE001 - a checker crash on odd output counts as a fail
-        return False
+    return f"{plan.program_name}{json.dumps(params, sort_keys=True)}", _safe(cls(lm, spec.task, **params).check)
 
 
 async def evaluate_async(
@@ -213,8 +227,8 @@ async def evaluate_async(
             if checker is None:
                 passed, weighted = solved.check_passed, sum(p for _, p in posterior)
             else:
-                passed = solved.answer is not None and _passes(checker, solved.answer)
-                weighted = sum(p for o, p in posterior if _passes(checker, o))
+                passed = solved.answer is not None and checker(solved.answer)
+                weighted = sum(p for o, p in posterior if checker(o))
             t1 = time.monotonic()
             base = await smc_async(FollowerAlone(lm, spec.task, max_tokens=baseline_tokens), n_particles,
                                    ess_threshold=0.0, seed=seed)
@@ -223,8 +237,8 @@ async def evaluate_async(
             if checker is None or not outputs:
                 b_pass, b_weighted = (None, None) if checker is None else (False, 0.0)
             else:
-                b_pass = _passes(checker, base_answer)
-                b_weighted = sum(_passes(checker, o) for o in outputs) / n_particles
+                b_pass = checker(base_answer)
+                b_weighted = sum(checker(o) for o in outputs) / n_particles
             bar.update(1)
             return TaskOutcome(spec.task, spec.family, checker_name, passed, weighted, seconds, solved.attempt,
                                solved.error, solved.answer, b_pass, b_weighted, time.monotonic() - t1, base_answer)
