@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .allowlist import allowed_imports
+from .validate import parse_python
 
 LIBRARY_PACKAGE = "selfsteer.programs"
 WORD = re.compile(r"[a-z]+")
@@ -74,7 +75,7 @@ def _inline_params(init: ast.FunctionDef, params: dict[str, Any]) -> ast.Functio
     assigns = []
     for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
         if arg.arg in params:
-            value: ast.expr = ast.Constant(None) if params[arg.arg] is None else ast.parse(repr(params[arg.arg]), mode="eval").body
+            value: ast.expr = ast.Constant(None) if params[arg.arg] is None else parse_python(repr(params[arg.arg]), mode="eval").body
         elif default is not None:
             value = default
         else:
@@ -92,7 +93,7 @@ def _inline_params(init: ast.FunctionDef, params: dict[str, Any]) -> ast.Functio
 def as_planner_program(cls: type, params: dict[str, Any]) -> str:
     """The source of library program ``cls`` rewritten as a planner program with ``params`` inlined."""
     module = sys.modules[cls.__module__]
-    tree = _strip_annotations(ast.parse(inspect.getsource(module)))
+    tree = _strip_annotations(parse_python(inspect.getsource(module)))
     top = {}
     for node in tree.body:
         for name in _bound_names(node):
@@ -106,7 +107,7 @@ def as_planner_program(cls: type, params: dict[str, Any]) -> str:
             item = _inline_params(item, params)
         body.append(item)
     if not any(isinstance(i, ast.FunctionDef) and i.name == "__init__" for i in body):
-        init = ast.parse("def __init__(self, lm, task):\n    super().__init__(lm, task)").body[0]
+        init = parse_python("def __init__(self, lm, task):\n    super().__init__(lm, task)").body[0]
         docstring_first = body and isinstance(body[0], ast.Expr)
         body.insert(1 if docstring_first else 0, init)
     new_cls = copy.deepcopy(cls_node)

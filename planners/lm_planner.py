@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from .examples import Example
 from .plan import Plan
 from .prompt import build_messages
+from .validate import parse_python
 
 Chat = Callable[[list[dict]], str]
 FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:\n[ \t]*```|\Z)", re.DOTALL | re.IGNORECASE)
@@ -36,7 +37,7 @@ def extract_program(completion: str) -> str:
 def find_class_name(source: str) -> str:
     """The name of the first class deriving from TextModel/LibraryProgram ("" if none parses)."""
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except (SyntaxError, ValueError):
         return ""
     classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]

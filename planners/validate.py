@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import importlib
 import string
+import threading
 from dataclasses import dataclass
 
 from .allowlist import (
@@ -42,6 +43,17 @@ MAX_SOURCE_CHARS = 60_000
 PROGRAM_BASE = "TextModel"
 
 MAX_PROBLEMS_REPORTED = 8
+
+
+_AST_LOCK = threading.Lock()
+
+
+def parse_python(source: str, mode: str = "exec") -> ast.AST:
+    """``ast.parse`` under a process-wide lock: CPython 3.11's AST constructor keeps global
+    recursion state and fails ("AST constructor recursion depth mismatch") when threads parse at
+    once, and planners run in worker threads."""
+    with _AST_LOCK:
+        return ast.parse(source, mode=mode)
 
 
 class ValidationError(ValueError):
@@ -301,7 +313,7 @@ def validate_program(source: str) -> ValidatedProgram:
     if len(source) > MAX_SOURCE_CHARS:
         raise ValidationError([f"the program is {len(source)} characters long; keep it under {MAX_SOURCE_CHARS}"])
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except SyntaxError as e:
         raise ValidationError([f"line {e.lineno}: syntax error: {e.msg}"]) from None
     except (ValueError, RecursionError, MemoryError) as e:
