@@ -1,0 +1,245 @@
+"""Evaluate a planner on a task set, side by side with the follower alone.
+
+A task file is JSON lines: ``{"task": "...", "family": "...", "checker": {"program": NAME,
+"params": {...}}}``; only ``task`` is required. Each task is scored by one checker, the same for
+both systems: the named library program's ``check`` with those parameters, else the program the
+library planner picks for the task, else (``"self"``) the solving program's own ``check`` (the
+baseline then goes unscored).
+
+- **selfsteer**: `solve_async` with the planner; *pass* = its answer passes the checker;
+  *weighted pass@1* = the posterior weight on outputs that pass. An LM planner's few-shot
+  examples leave out the task's own family (leave-one-family-out).
+- **follower alone** (the baseline): ``n_particles`` plain samples from the follower prompted
+  with the task, equally weighted; *pass* = the most frequent sample passes; *weighted pass@1* =
+  the fraction of samples that pass.
+
+Tasks run concurrently in one event loop, at most ``jobs`` at a time: library programs and the
+baseline batch their LM calls on one shared follower; sandboxed programs run in their own
+processes; planner calls run in threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from selfsteer.smc import TextModel, smc_async
+from tqdm.auto import tqdm
+
+from .cache import ProgramCache
+from .execute import RunSettings, follower_lm, library_class
+from .lm_planner import LMPlanner
+from .plan import NoProgramFits, Plan
+from .sandbox import Limits
+from .solve import solve_async
+
+
+@dataclass
+class TaskSpec:
+    task: str
+    family: str | None = None
+    checker: dict[str, Any] | None = None
+
+
+@dataclass
+class TaskOutcome:
+    """One task's scores for selfsteer and for the follower alone (None: not scored)."""
+
+    task: str
+    family: str | None
+    checker: str
+    passed: bool | None
+    weighted_pass: float | None
+    seconds: float
+    attempt: int | None
+    error: str | None
+    answer: Any
+    baseline_passed: bool | None
+    baseline_weighted_pass: float | None
+    baseline_seconds: float
+    baseline_answer: Any
+
+
+@dataclass
+class EvalReport:
+    planner: str
+    outcomes: list[TaskOutcome] = field(default_factory=list)
+
+    def _mean(self, name: str) -> float | None:
+        values = [float(getattr(o, name)) for o in self.outcomes if getattr(o, name) is not None]
+        return sum(values) / len(values) if values else None
+
+    def totals(self) -> dict[str, dict[str, float | None]]:
+        return {
+            "selfsteer": {"pass_rate": self._mean("passed"), "weighted_pass@1": self._mean("weighted_pass"),
+                          "seconds_per_task": self._mean("seconds")},
+            "follower alone": {"pass_rate": self._mean("baseline_passed"),
+                               "weighted_pass@1": self._mean("baseline_weighted_pass"),
+                               "seconds_per_task": self._mean("baseline_seconds")},
+        }
+
+    def table(self) -> str:
+        def fmt(x: float | None, pct: bool = True) -> str:
+            return "n/a" if x is None else (f"{100 * x:5.1f}%" if pct else f"{x:6.1f}s")
+
+        rows = [f"{'':16} {'pass rate':>10} {'weighted pass@1':>16} {'time/task':>10}"]
+        for name, t in self.totals().items():
+            rows.append(f"{name:16} {fmt(t['pass_rate']):>10} {fmt(t['weighted_pass@1']):>16} "
+                        f"{fmt(t['seconds_per_task'], pct=False):>10}")
+        return f"planner: {self.planner}   tasks: {len(self.outcomes)}\n" + "\n".join(rows)
+
+    def to_json(self) -> str:
+        return json.dumps({"planner": self.planner, "totals": self.totals(),
+                           "tasks": [asdict(o) for o in self.outcomes]}, indent=2, default=repr)
+
+    def plot(self, path: str | Path) -> Path:
+        """A PNG bar chart of pass rate and weighted pass@1, selfsteer vs the follower alone."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        totals = self.totals()
+        metrics = ["pass_rate", "weighted_pass@1"]
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for i, (name, t) in enumerate(totals.items()):
+            values = [t[m] or 0.0 for m in metrics]
+            ax.bar([j + 0.38 * i for j in range(len(metrics))], values, width=0.36, label=name)
+        ax.set_xticks([j + 0.19 for j in range(len(metrics))], metrics)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("fraction of tasks")
+        ax.set_title(f"{len(self.outcomes)} tasks, planner {self.planner}")
+        ax.legend()
+        fig.tight_layout()
+        path = Path(path)
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return path
+
+
+def read_tasks(path: str | Path) -> list[TaskSpec]:
+    """Task specs from a JSON-lines file (blank lines skipped); errors name the line."""
+    specs = []
+    for i, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            specs.append(TaskSpec(task=row["task"], family=row.get("family"), checker=row.get("checker")))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{path}:{i}: each line must be a JSON object with a 'task' string ({e})") from None
+    return specs
+
+
+class FollowerAlone(TextModel):
+    """The baseline: the follower prompted with the task writes until EOS (plain sampling)."""
+
+    def __init__(self, lm, task: str, *, max_tokens: int = 96):
+        super().__init__(lm, task, max_tokens=max_tokens)
+
+    async def step(self):
+        chunk = await self.extend(max_tokens=self.max_tokens, allow_eos=True)
+        if not chunk.eos:
+            self.condition(False)  # ran past max_tokens without ending
+        self.finish(self.text.strip())
+
+
+def for_family(planner, family: str | None):
+    """An LM planner whose few-shot examples leave out ``family`` (other planners unchanged)."""
+    if family is None or not isinstance(planner, LMPlanner):
+        return planner
+    clone = copy.copy(planner)
+    clone.exclude_family, clone._last = family, {}
+    return clone
+
+
+def task_checker(spec: TaskSpec, lm, library_planner) -> tuple[str, TextModel | None]:
+    """The checker for a task: (its name, a program instance whose ``check`` scores outputs)."""
+    plan = None
+    if spec.checker:
+        plan = Plan(source="", class_name="", params=spec.checker.get("params", {}), origin="library",
+                    program_name=spec.checker["program"])
+    elif library_planner is not None:
+        try:
+            plan = library_planner.plan(spec.task)
+        except NoProgramFits:
+            plan = None
+    if plan is None:
+        return "self", None
+    cls = library_class(plan)
+    params = cls.SPEC.validate(dict(plan.params)) if hasattr(cls, "SPEC") else plan.params
+    return f"{plan.program_name}{json.dumps(params, sort_keys=True)}", cls(lm, spec.task, **params)
+
+
+def _passes(checker: TextModel, output: Any) -> bool:
+    try:
+        return bool(checker.check(output))
+    except Exception:  # noqa: BLE001 - a checker crash on odd output counts as a fail
+        return False
+
+
+async def evaluate_async(
+    specs: list[TaskSpec], *, planner=None, jobs: int = 2, n_particles: int = 8, follower: str | None = None,
+    attempts: int = 3, seed: int | None = 0, limits: Limits | None = None, cache: ProgramCache | bool | None = None,
+    reuse: bool = False, baseline_tokens: int = 96, progress: bool = True,
+) -> EvalReport:
+    """Run every task (at most ``jobs`` at once) with selfsteer and with the follower alone."""
+    from .load import load_planner
+    from .plan import planner_name
+
+    planner = load_planner(planner)
+    lm = await asyncio.to_thread(follower_lm, RunSettings(follower=follower))
+    try:
+        library = load_planner("library")
+    except ImportError:
+        library = None
+    report = EvalReport(planner=planner_name(planner))
+    gate = asyncio.Semaphore(jobs)
+    bar = tqdm(total=len(specs), desc="eval", unit="task", disable=not progress)
+
+    async def one(spec: TaskSpec) -> TaskOutcome:
+        async with gate:
+            checker_name, checker = await asyncio.to_thread(task_checker, spec, lm, library)
+            t0 = time.monotonic()
+            solved = await solve_async(spec.task, planner=for_family(planner, spec.family), n_particles=n_particles, follower=follower, lm=lm,
+                                       attempts=attempts, seed=seed, limits=limits, cache=cache, reuse=reuse)
+            seconds = time.monotonic() - t0
+            posterior = solved.summary.posterior if solved.summary else []
+            if checker is None:
+                passed, weighted = solved.check_passed, sum(p for _, p in posterior)
+            else:
+                passed = solved.answer is not None and _passes(checker, solved.answer)
+                weighted = sum(p for o, p in posterior if _passes(checker, o))
+            t1 = time.monotonic()
+            base = await smc_async(FollowerAlone(lm, spec.task, max_tokens=baseline_tokens), n_particles,
+                                   ess_threshold=0.0, seed=seed)
+            outputs = [p.output for p in base.particles if p.finished and p.alive]
+            base_answer = base.best
+            if checker is None or not outputs:
+                b_pass, b_weighted = (None, None) if checker is None else (False, 0.0)
+            else:
+                b_pass = _passes(checker, base_answer)
+                b_weighted = sum(_passes(checker, o) for o in outputs) / n_particles
+            bar.update(1)
+            return TaskOutcome(spec.task, spec.family, checker_name, passed, weighted, seconds, solved.attempt,
+                               solved.error, solved.answer, b_pass, b_weighted, time.monotonic() - t1, base_answer)
+
+    try:
+        report.outcomes = list(await asyncio.gather(*(one(s) for s in specs)))
+    finally:
+        bar.close()
+    return report
+
+
+def evaluate(specs: list[TaskSpec] | str | Path, **kwargs: Any) -> EvalReport:
+    """`evaluate_async` from synchronous code; ``specs`` may be a JSON-lines path."""
+    from selfsteer.smc.inference import run_sync
+
+    if isinstance(specs, (str, Path)):
+        specs = read_tasks(specs)
+    return run_sync(evaluate_async(specs, **kwargs))

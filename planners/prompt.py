@@ -1,0 +1,200 @@
+"""The planner prompt, generated at run time from the live code so it never drifts from it.
+
+`build_messages(task, ...)` returns chat messages:
+
+1. **system**: what an inference program is, then the API reference made by `api_reference`
+   from the docstrings and signatures of `TextModel`, the `Model` primitives, tokens, chunks,
+   masks, distributions and the library helpers, then the rules made from the validator's
+   allow-lists (`selfsteer.planners.validate`) and the output contract;
+2. **few-shot** pairs (user task, assistant program) from `selfsteer.planners.examples`, leaving
+   out the task's own family;
+3. **the task** (user), with a reminder of the answer format;
+4. on a retry, the previous completion (assistant) and the error it ran into (user).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+from collections.abc import Sequence
+
+from selfsteer.smc import Bernoulli, Categorical, Chunk, Geometric, Model, TextModel, Token
+from selfsteer.smc import model as model_module
+from selfsteer.smc import text_model as text_model_module
+from selfsteer.smc.lm.vocab import TokenMask, TokenMasks
+
+from .allowlist import LM_ATTRIBUTES, SAFE_BUILTINS, allowed_imports
+from .examples import Example, pick_examples
+
+TEXT_HELPERS = ("next_token", "next_word", "extend", "extend_with", "end", "hint")
+PRIMITIVES = ("sample", "observe", "condition", "score", "twist", "finish", "check")
+MASK_METHODS = ("containing", "without", "length", "where")
+LIBRARY_BASE = "selfsteer.programs.base"
+LIBRARY_TEXT = "selfsteer.programs.text"
+
+INTRO = """\
+You write inference programs for selfsteer, a probabilistic programming framework. A program is a
+Python class whose `async def step(self)` does one unit of work for one particle; a sequential
+Monte Carlo (SMC) engine runs many particles at once on a small follower LM, reweights them with
+every sample/observe/condition and resamples, so the surviving outputs satisfy the task's
+constraints while staying fluent under the follower's prior. Your program must make the
+constraints hold during generation (with masks, forced text and conditions) and verify the
+finished output in `check`.
+"""
+
+OUTPUT_CONTRACT = """\
+## Your answer
+Answer with exactly one ```python code block and nothing else of substance. It defines exactly one
+class deriving from TextModel (or LibraryProgram), built as `ProgramClass(lm, task)`:
+- `def __init__(self, lm, task):` calls `super().__init__(lm, prior, task, max_tokens=...)` for a
+  TextModel (prior: a short task-agnostic instruction such as "Write a sentence.") or
+  `super().__init__(lm, task, max_tokens=...)` for a LibraryProgram; write every constant of the
+  task (numbers, words, letters) inline as a literal.
+- Its class docstring states Strategy, Step granularity and End conditions.
+- `async def step(self):` makes progress on every call and finishes the particle
+  (`self.finish(text)` or `await self.end()`) within a bounded number of steps.
+- `def check(self, output) -> bool:` verifies a finished output against the whole task.
+"""
+
+
+class _Annotation:
+    """Prints a string annotation without quotes."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _signature(fn, name: str) -> str:
+    prefix = "async def" if inspect.iscoroutinefunction(fn) else "def"
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return f"{prefix} {name}(...)"
+    unquote = lambda a: _Annotation(a) if isinstance(a, str) else a  # noqa: E731
+    sig = sig.replace(
+        parameters=[p.replace(annotation=unquote(p.annotation)) for p in sig.parameters.values()],
+        return_annotation=unquote(sig.return_annotation),
+    )
+    return f"{prefix} {name}{sig}"
+
+
+def _member_doc(owner: type, name: str) -> str:
+    member = inspect.getattr_static(owner, name)
+    if isinstance(member, property):  # undocumented properties are covered by the module docstring
+        return f"property {name}: {inspect.getdoc(member)}" if inspect.getdoc(member) else ""
+    fn = getattr(owner, name)
+    doc = inspect.getdoc(fn) or ""
+    return f"{_signature(fn, name)}\n    " + doc.replace("\n", "\n    ")
+
+
+def _fields(cls: type) -> str:
+    fields = ", ".join(f"{f.name}: {f.type}" for f in dataclasses.fields(cls))
+    return f"{cls.__name__}({fields}): {inspect.getdoc(cls)}"
+
+
+def _library_section() -> str:
+    try:
+        base = importlib.import_module(LIBRARY_BASE)
+        text = importlib.import_module(LIBRARY_TEXT)
+    except ImportError:
+        return ""
+    lib = base.LibraryProgram
+    own = [n for n, v in vars(lib).items() if inspect.isfunction(v) and not n.startswith("_") and n not in ("step", "check")]
+    parts = [
+        "## The program library's helpers (import them from selfsteer.programs.*)",
+        inspect.getdoc(base) or "",
+        "class LibraryProgram(TextModel): " + (inspect.getdoc(lib) or ""),
+        *(_member_doc(lib, n) for n in own),
+        f"From {LIBRARY_TEXT}:",
+        *(_signature(v, n) + "\n    " + (inspect.getdoc(v) or "").replace("\n", "\n    ")
+          for n, v in vars(text).items() if inspect.isfunction(v) and not n.startswith("_") and v.__module__ == text.__name__),
+    ]
+    return "\n\n".join(p for p in parts if p)
+
+
+def api_reference() -> str:
+    """The program API, written from the live docstrings and signatures."""
+    parts = [
+        "## Programs and their weights",
+        inspect.getdoc(model_module) or "",
+        *(_member_doc(Model, n) for n in PRIMITIVES),
+        "## TextModel: programs that write text",
+        inspect.getdoc(text_model_module) or "",
+        "class TextModel(Model): " + (inspect.getdoc(TextModel) or ""),
+        _signature(TextModel.__init__, "__init__"),
+        *filter(None, (_member_doc(TextModel, n) for n in (*TEXT_HELPERS, "text", "n_tokens"))),
+        "## Tokens, chunks and token masks",
+        _fields(Token),
+        _fields(Chunk),
+        "class TokenMask: " + (inspect.getdoc(TokenMask) or "") + " Combine masks with | (union), & (intersection), ~ (complement).",
+        "self.lm.masks is a TokenMasks. " + (inspect.getdoc(TokenMasks) or ""),
+        *(_member_doc(TokenMasks, n) for n in MASK_METHODS),
+        "## Distributions (for self.sample / self.observe)",
+        *(f"{_signature(c.__init__, c.__name__).split(' ', 1)[1].replace('(self, ', '(')}: {inspect.getdoc(c)}"
+          for c in (Bernoulli, Categorical, Geometric)),
+        _library_section(),
+    ]
+    return "\n\n".join(p for p in parts if p)
+
+
+def rules() -> str:
+    """What the validator allows, written from its own allow-lists."""
+    imports = "\n".join(f"- from {m} import {', '.join(sorted(names))}" for m, names in sorted(allowed_imports().items()))
+    return (
+        "## Rules (programs breaking them are rejected before running)\n"
+        f"Allowed imports:\n{imports}\n"
+        f"Allowed builtins: {', '.join(sorted(SAFE_BUILTINS))}.\n"
+        f"The LM may be used only as self.lm.<{'|'.join(sorted(LM_ATTRIBUTES))}> (and passed to super().__init__).\n"
+        "No file, network, process or introspection access: no open, eval, exec, getattr, type, globals, "
+        "no __dunder__ names or attributes (except super().__init__), no _private attributes except your own "
+        "self._name, no global/nonlocal, no bare except, no decorators except property/staticmethod.\n"
+        "Runs are limited in steps, time and memory: keep every loop bounded."
+    )
+
+
+def system_prompt() -> str:
+    return "\n\n".join([INTRO, api_reference(), rules(), OUTPUT_CONTRACT])
+
+
+def task_message(task: str) -> str:
+    return (f"Task: {task}\n\nWrite the inference program for this task: one ```python block defining one "
+            "program class with __init__(self, lm, task), async def step(self) and def check(self, output).")
+
+
+def fenced(source: str) -> str:
+    return f"```python\n{source.rstrip()}\n```"
+
+
+def build_messages(
+    task: str,
+    *,
+    feedback: str | None = None,
+    previous: str | None = None,
+    exclude_family: str | None = None,
+    examples: Sequence[Example] | None = None,
+    n_examples: int = 3,
+) -> list[dict]:
+    """Chat messages asking for a program for ``task`` (see the module docstring).
+
+    ``examples`` overrides the few-shot examples (default: `pick_examples` with
+    ``exclude_family``); ``feedback`` is the previous attempt's error and ``previous`` its
+    completion.
+    """
+    if examples is None:
+        examples = pick_examples(task, exclude_family=exclude_family, k=n_examples)
+    messages = [{"role": "system", "content": system_prompt()}]
+    for ex in examples:
+        messages.append({"role": "user", "content": task_message(ex.task)})
+        messages.append({"role": "assistant", "content": fenced(ex.source)})
+    messages.append({"role": "user", "content": task_message(task)})
+    if feedback:
+        if previous:
+            messages.append({"role": "assistant", "content": previous})
+        messages.append({"role": "user", "content": (
+            f"That program failed:\n{feedback}\n\nFix the problem and answer with the whole corrected program "
+            "in one ```python block.")})
+    return messages

@@ -1,0 +1,131 @@
+"""`solve`: the retry loop recovers from broken programs (fed back as errors), every attempt lands
+in the program cache, a repeated task reuses its cached program, and hopeless cases stop early.
+
+The planner is a real LMPlanner talking to a real HTTP server on 127.0.0.1 that answers from a
+script; programs run in the real sandbox on the tiny exact LM (tokens "a", "b", " c").
+"""
+
+from __future__ import annotations
+
+import pytest
+from chat_server import ScriptedChatServer
+from selfsteer.planners.cache import ProgramCache
+from selfsteer.planners.lm_planner import LMPlanner
+from selfsteer.planners.openai_client import OpenAIChat
+from selfsteer.planners.plan import NoProgramFits, Plan
+from selfsteer.planners.sandbox import Limits
+from selfsteer.planners.solve import plan, solve
+
+TASK = "a"  # the exact LM can only tokenise text made of its tokens
+
+
+def exact_program(step: str = "", check: str = '"b" not in output') -> str:
+    return f'''```python
+from selfsteer.smc import TextModel
+
+
+class NoB(TextModel):
+    """Strategy: sample tokens until EOS. Step granularity: one token. End conditions: EOS."""
+
+    def __init__(self, lm, task):
+        super().__init__(lm, "a", max_tokens=8)
+
+    async def step(self):
+        {step or "pass"}
+        tok = await self.next_token()
+        if tok.is_eos:
+            self.finish(self.text)
+
+    def check(self, output):
+        return {check}
+```'''
+
+
+INVALID = exact_program(step='__import__("os").system("id")')
+CRASHES = exact_program(step="x = 1 / 0")
+ALL_DEAD = exact_program(check="False")
+GOOD = exact_program()
+
+
+def http_planner(server: ScriptedChatServer) -> LMPlanner:
+    chat = OpenAIChat(base_url=server.url, model="scripted", backoff=0.01)
+    return LMPlanner(chat, name="scripted", examples=[])
+
+
+def run(server, tmp_path, **kw):
+    return solve(TASK, planner=http_planner(server), follower="exact", n_particles=4, seed=0,
+                 limits=Limits(wall_s=30), cache=ProgramCache(tmp_path), **kw)
+
+
+def test_retry_loop_recovers_from_broken_programs(tmp_path):
+    with ScriptedChatServer([INVALID, CRASHES, GOOD]) as server:
+        result = run(server, tmp_path)
+    assert result.check_passed and result.attempt == 3 and not result.from_cache
+    assert "b" not in result.answer and 0 < result.weight <= 1
+    kinds = [a.error_kind for a in result.attempts]
+    assert kinds == ["validation", "program", None]
+    assert "`__import__` is not allowed" in result.attempts[0].error
+    assert "ZeroDivisionError: division by zero (in step(), line" in result.attempts[1].error
+    # each retry showed the planner its previous program and the error it ran into
+    second, third = (r["body"]["messages"] for r in server.requests[1:])
+    assert second[-2] == {"role": "assistant", "content": INVALID} and "`__import__` is not allowed" in second[-1]["content"]
+    assert third[-2] == {"role": "assistant", "content": CRASHES} and "ZeroDivisionError" in third[-1]["content"]
+    # all three attempts are in the cache, with prompt, completion, program, error and summary
+    records = ProgramCache(tmp_path).attempts(TASK, "scripted")
+    assert [r.attempt for r in records] == [1, 2, 3] and [r.passed for r in records] == [False, False, True]
+    assert records[1].completion == CRASHES and records[1].prompt == second
+    assert records[2].summary["posterior"][0][0] == result.answer
+
+
+def test_repeated_task_reuses_the_cached_program(tmp_path):
+    with ScriptedChatServer([GOOD]) as server:
+        first = run(server, tmp_path)
+    with ScriptedChatServer([]) as server:  # answers 500 if asked
+        again = run(server, tmp_path)
+        assert server.requests == []
+    assert again.from_cache and again.attempt == 0 and again.answer == first.answer
+    with ScriptedChatServer([GOOD]) as server:
+        fresh = run(server, tmp_path, reuse=False)
+        assert len(server.requests) == 1
+    assert not fresh.from_cache and fresh.attempt == 1
+
+
+def test_a_program_whose_particles_all_die_is_fed_back(tmp_path):
+    with ScriptedChatServer([ALL_DEAD, ALL_DEAD]) as server:
+        result = run(server, tmp_path, attempts=2)
+    assert not result.check_passed and result.answer is None and result.attempt is None
+    assert [a.error_kind for a in result.attempts] == ["no_output", "no_output"]
+    assert "failed check()" in result.error
+
+
+class NothingFits:
+    name = "nothing"
+
+    def __init__(self):
+        self.calls = 0
+
+    def plan(self, task, *, feedback=None):
+        self.calls += 1
+        raise NoProgramFits("no library program fits this task; configure a planner LM")
+
+
+def test_no_program_fits_stops_at_once(tmp_path):
+    planner = NothingFits()
+    result = solve(TASK, planner=planner, follower="exact", cache=ProgramCache(tmp_path))
+    assert planner.calls == 1 and result.attempts[0].error_kind == "no_program"
+    assert "configure a planner LM" in result.error
+
+
+def test_plan_retries_until_the_program_validates():
+    with ScriptedChatServer([INVALID, GOOD]) as server:
+        got = plan(TASK, planner=http_planner(server))
+    assert isinstance(got, Plan) and got.class_name == "NoB" and "__import__" not in got.source
+
+
+def test_bad_arguments_are_clear():
+    with pytest.raises(ValueError, match="non-empty text"):
+        solve("  ", planner=NothingFits())
+    with pytest.raises(ValueError, match="attempts must be >= 1"):
+        solve("x", planner=NothingFits(), attempts=0)
+    with pytest.raises(ValueError, match="unknown planner 'gpt-7'"):
+        solve("x", planner="gpt-7")
