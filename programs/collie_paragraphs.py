@@ -97,6 +97,8 @@ class SentenceCount(ParagraphProgram):
             ("Generate a paragraph with exactly 4 sentences, each with between 10 and 15 words.", {"n_sentences": 4, "min_words": 10, "max_words": 15}),
             ("Write a paragraph of exactly three sentences about autumn.", {"n_sentences": 3}),
             ("Generate a paragraph with 3 sentences, each with at least 15 words.", {"n_sentences": 3, "min_words": 15}),
+            ('Write a paragraph about the desert with exactly 6 sentences.', {'n_sentences': 6}),
+            ('Compose a paragraph of 4 sentences, each sentence having at most 12 words.', {'n_sentences': 4, 'max_words': 12}),
         ],
     )
 
@@ -138,6 +140,8 @@ class SentenceStarts(ParagraphProgram):
             ("Generate a paragraph where each sentence begins with the word 'soft'.", {"start_word": "soft"}),
             ("Write a paragraph of 4 sentences in which every sentence starts with 'Maybe'.", {"start_word": "Maybe", "n_sentences": 4}),
             ("Write three sentences that all begin with the word 'When'.", {"start_word": "When", "n_sentences": 3}),
+            ("Compose a paragraph in which each sentence starts with the word 'Sometimes'.", {'start_word': 'Sometimes'}),
+            ("Write a paragraph of 5 sentences, all beginning with 'I'.", {'start_word': 'I', 'n_sentences': 5}),
         ],
     )
 
@@ -190,6 +194,8 @@ class ForbiddenWords(ParagraphProgram):
             ("Generate a paragraph with at least 4 sentences, but do not use the words 'the', 'and' or 'of'.", {"forbidden": ["the", "and", "of"], "n_sentences": 4}),
             ("Write a paragraph about cities without using the words 'car', 'road' or 'street'.", {"forbidden": ["car", "road", "street"]}),
             ("Write 3 sentences about winter and avoid the words 'snow' and 'cold'.", {"forbidden": ["snow", "cold"], "n_sentences": 3}),
+            ("Compose a paragraph of 4 sentences about music that never uses the words 'song' or 'sound'.", {'forbidden': ['song', 'sound'], 'n_sentences': 4}),
+            ("Describe a forest in a paragraph, but you must not use the words 'tree', 'green' or 'leaf'.", {'forbidden': ['tree', 'green', 'leaf']}),
         ],
     )
 
@@ -240,6 +246,8 @@ class LastWords(ParagraphProgram):
             ("Generate a paragraph with 2 sentences that end in 'mind' and 'soul' respectively.", {"last_words": ["mind", "soul"]}),
             ("Write three sentences; the first must end with 'light', the second with 'stone', the third with 'home'.", {"last_words": ["light", "stone", "home"]}),
             ("Write a short paragraph whose sentences end with the words 'rain' and 'again'.", {"last_words": ["rain", "again"]}),
+            ("Compose a paragraph of 3 sentences whose final words are 'fire', 'ice' and 'water', in that order.", {'last_words': ['fire', 'ice', 'water']}),
+            ("Write a paragraph with two sentences; the first ends with 'dawn' and the second ends with 'dusk'.", {'last_words': ['dawn', 'dusk']}),
         ],
     )
 
@@ -247,7 +255,7 @@ class LastWords(ParagraphProgram):
         super().__init__(lm, task, n_sentences=len(last_words), min_words=5, max_words=18)
         self.last_words = [check_word(w, "each last word") for w in last_words]
 
-    MISSING_WORD_COST = 5.0  # nats: a rough prior log-probability of forcing a word
+    MISSING_WORD_COST = 8.0  # nats: a rough prior log-probability of forcing a word
 
     async def step(self):
         await self.write_next()

@@ -56,6 +56,8 @@ class ExactWordCount(LibraryProgram):
             ("Write a sentence with exactly 12 words.", {"n_words": 12}),
             ("Generate a sentence about the ocean that has exactly eight words.", {"n_words": 8}),
             ("Please write a single sentence containing 15 words, no more and no less.", {"n_words": 15}),
+            ('Generate a 10-word sentence about a busy train station.', {'n_words': 10}),
+            ('Make a sentence about friendship made of exactly twenty words.', {'n_words': 20}),
         ],
     )
 
@@ -112,6 +114,8 @@ class WordsAtPositions(LibraryProgram):
             ),
             ("Write a sentence whose first word is 'Yesterday' and whose fifth word is 'river'.", {"words_at": {"1": "Yesterday", "5": "river"}}),
             ("Write a sentence in which the second word is 'old' and the sixth word is 'sea'.", {"words_at": {"2": "old", "6": "sea"}}),
+            ("Create a sentence of 9 words in which the 4th word is 'blue' and the last word is 'sky'.", {'words_at': {'4': 'blue', '9': 'sky'}, 'n_words': 9}),
+            ("Produce a sentence where the third word must be 'under'.", {'words_at': {'3': 'under'}}),
         ],
     )
 
@@ -182,6 +186,8 @@ class MaxWordLength(LibraryProgram):
             ),
             ("Write a sentence of at least 10 words where no word has more than 4 letters.", {"max_word_chars": 4, "min_words": 10}),
             ("Write a sentence using only words of at most five characters.", {"max_word_chars": 5}),
+            ('Write a sentence of at least 12 words in which no word is longer than 3 letters.', {'max_word_chars': 3, 'min_words': 12}),
+            ('Generate a sentence where every word has fewer than 6 letters.', {'max_word_chars': 5}),
         ],
     )
 
@@ -242,10 +248,12 @@ class IncludeWords(LibraryProgram):
             ),
             ("Write a sentence that uses the words 'river', 'lantern' and 'quiet'.", {"words": ["river", "lantern", "quiet"]}),
             ("Compose one sentence containing the words 'clock' and 'garden'.", {"words": ["clock", "garden"]}),
+            ("Make a sentence that includes the words 'candle', 'storm' and 'bread'.", {'words': ['candle', 'storm', 'bread']}),
+            ("Write one sentence about travel that must contain the word 'passport'.", {'words': ['passport']}),
         ],
     )
 
-    MISSING_WORD_COST = 5.0  # nats: a rough prior log-probability of forcing a word
+    MISSING_WORD_COST = 8.0  # nats: a rough prior log-probability of forcing a word
 
     def __init__(self, lm: LanguageModel, task: str, *, words: list[str], max_words: int = 20):
         self.required = [check_word(w, "each required word") for w in words]
@@ -310,6 +318,8 @@ class ExactCharCount(LibraryProgram):
             ("Please generate a sentence with exactly 82 characters. Include whitespace into your character count.", {"n_chars": 82}),
             ("Write a sentence that is exactly 40 characters long, counting spaces and punctuation.", {"n_chars": 40}),
             ("Produce a single sentence of precisely 60 characters.", {"n_chars": 60}),
+            ('Generate a sentence about dogs with exactly 45 characters including spaces.', {'n_chars': 45}),
+            ('I need a sentence that is precisely 70 characters long.', {'n_chars': 70}),
         ],
     )
 
@@ -365,6 +375,8 @@ class BannedLetter(LibraryProgram):
             ("Write a sentence that does not use the letter 'e'.", {"letter": "e"}),
             ("Generate a sentence about summer without using the letter a.", {"letter": "a"}),
             ("Write a sentence of at least 8 words in which the letter 'o' never appears.", {"letter": "o", "min_words": 8}),
+            ("Compose a sentence in which the letter 'i' never appears.", {'letter': 'i'}),
+            ('Give me a sentence about the city that avoids the letter s entirely.', {'letter': 's'}),
         ],
     )
 

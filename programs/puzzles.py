@@ -48,6 +48,8 @@ class SquarePoem(LibraryProgram):
             ("Write a poem with 8 lines, where each line has exactly 8 words.", {"n": 8}),
             ("Write a square poem: 5 lines of 5 words each.", {"n": 5}),
             ("Compose a poem about the sea with four lines, each line containing exactly four words.", {"n": 4}),
+            ('Write a 6-line poem about the wind in which every line has exactly 6 words.', {'n': 6}),
+            ('Compose a poem of three lines with three words per line.', {'n': 3}),
         ],
     )
 
@@ -109,10 +111,12 @@ class IngredientList(LibraryProgram):
         examples=[
             (
                 "Write an ingredients list for a chocolate chip brownie recipe with at most 7 ingredients costing less than $18.00 total. The list should be in dollar amounts, do not include any other text.",
-                {"max_items": 7, "budget": 18.0},
+                {"max_items": 7, "budget": 17.99},
             ),
             ("List the ingredients for a vegetable soup, no more than 6 items, with prices adding up to at most $12.", {"max_items": 6, "budget": 12.0}),
             ("Give me a shopping list of up to 5 ingredients for pancakes with a total budget of $10.50.", {"max_items": 5, "budget": 10.5}),
+            ('Make a grocery list with no more than 4 items for a fruit salad, each with a price, total under $9.', {'max_items': 4, 'budget': 8.99}),
+            ('Write an ingredients list for guacamole with up to 6 ingredients and prices in dollars that add up to at most $15.', {'max_items': 6, 'budget': 15.0}),
         ],
     )
 
@@ -207,6 +211,8 @@ class TripItinerary(LibraryProgram):
             ),
             ("Make a day itinerary for Rome with 5 activities from 8:00 to 20:00, one per line with start and end times.", {"n_activities": 5, "start_hour": 8, "end_hour": 20}),
             ("Write a schedule of 3 activities for a day trip to the beach, between 10 AM and 4 PM.", {"n_activities": 3, "start_hour": 10, "end_hour": 16}),
+            ('Create an itinerary for a day in London with 4 stops between 9 AM and 5 PM, each with start and end times.', {'n_activities': 4, 'start_hour': 9, 'end_hour': 17}),
+            ('Schedule 6 activities for a day in Tokyo from 8:00 to 21:00, one line per activity with times.', {'n_activities': 6, 'start_hour': 8, 'end_hour': 21}),
         ],
     )
 
@@ -293,6 +299,8 @@ class GrantAbstract(LibraryProgram):
             ),
             ("Write a grant proposal abstract about urban gardening in 40 to 60 words, beginning with 'Abstract:'.", {"min_words": 40, "max_words": 60}),
             ("Draft the abstract of a research grant on coral reefs, at most 50 words and at least 30, without the words ocean or climate.", {"min_words": 30, "max_words": 50, "forbidden": ["ocean", "climate"]}),
+            ("Write a grant proposal abstract on soil microbes starting with 'Abstract:'; it must be between 50 and 80 words and must not use the words 'bacteria' or 'farm'.", {'min_words': 50, 'max_words': 80, 'forbidden': ['bacteria', 'farm']}),
+            ("Write the abstract of a grant proposal about youth literacy, 60 to 90 words long, starting with 'Abstract:'.", {'min_words': 60, 'max_words': 90}),
         ],
     )
 
