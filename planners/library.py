@@ -1,0 +1,147 @@
+"""`LibraryPlanner`: the offline planner that picks a hand-written program and fills it in.
+
+No planner LM is needed. For a task it
+
+1. embeds the task with the bundled all-MiniLM-L6-v2 and compares it with each library
+   program's description and example tasks (cosine similarity; a program scores its best match);
+2. takes the programs scoring within ``margin`` of the top one and reads each one's parameters
+   from the task with rules (`planners.extract`); among those whose parameters are found and
+   valid, the one that reads the most parameters from the task wins (it accounts for more of
+   the task's constraints), ties going to the more similar;
+3. raises `NoProgramFits`, with a plain message that suggests configuring a planner LM, when
+   the best score is below ``threshold`` or no candidate's parameters can be read.
+
+With ``feedback`` (the previous attempt failed) it moves on to the next candidate.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from selfsteer.programs.registry import all_programs
+from selfsteer.smc import TextModel
+
+from .embed import Embedder
+from .extract import ExtractionError, extract_params
+from .plan import NoProgramFits, Plan
+
+CONFIGURE_LM = (
+    "Configure a planner LM to have a program written for it: --planner openai (with "
+    "SELFSTEER_PLANNER_URL / SELFSTEER_PLANNER_MODEL) or --planner qwen-coder."
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A library program and how well the task matches it (cosine similarity, best text)."""
+
+    program: type[TextModel]
+    score: float
+    matched: str
+
+
+class LibraryPlanner:
+    """Picks a library program by embedding similarity and fills its parameters by rules.
+
+    Args:
+        programs: the library (default: every program in ``selfsteer.programs``).
+        embedder: an `Embedder` (default: the bundled all-MiniLM-L6-v2, loaded on first use).
+        threshold: the lowest similarity at which a program can fit the task.
+        margin: candidates scoring within this of the best one are tried in order.
+    """
+
+    name = "library"
+
+    def __init__(
+        self,
+        *,
+        programs: Sequence[type[TextModel]] | None = None,
+        embedder: Embedder | None = None,
+        threshold: float = 0.45,
+        margin: float = 0.25,
+    ):
+        self.programs = list(programs) if programs is not None else all_programs()
+        if not self.programs:
+            raise ValueError("the library planner needs at least one library program")
+        self.threshold, self.margin = threshold, margin
+        self._embedder = embedder
+        self._texts: list[str] = []
+        self._owners: list[int] = []
+        for i, cls in enumerate(self.programs):
+            for text in [cls.SPEC.description, *(task for task, _ in cls.SPEC.examples)]:
+                self._texts.append(text)
+                self._owners.append(i)
+        self._vectors: np.ndarray | None = None
+        self._tried: dict[str, int] = {}
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = Embedder()
+        return self._embedder
+
+    def rank(self, task: str) -> list[Candidate]:
+        """Every program with its best similarity to ``task``, best first."""
+        if self._vectors is None:
+            self._vectors = self.embedder.embed_cached(self._texts)
+        sims = self._vectors @ self.embedder.embed([task])[0]
+        best: dict[int, tuple[float, str]] = {}
+        for owner, sim, text in zip(self._owners, sims, self._texts, strict=True):
+            if owner not in best or sim > best[owner][0]:
+                best[owner] = (float(sim), text)
+        ranked = [Candidate(self.programs[i], s, t) for i, (s, t) in best.items()]
+        return sorted(ranked, key=lambda c: -c.score)
+
+    def candidates(self, task: str) -> list[tuple[Candidate, dict[str, Any]]]:
+        """The fitting programs with their parameters, in the order the planner tries them."""
+        ranked = self.rank(task)
+        top = ranked[0]
+        if top.score < self.threshold:
+            raise NoProgramFits(
+                f"No library program fits this task (closest: {top.program.SPEC.name!r}, similarity "
+                f"{top.score:.2f} < {self.threshold:.2f}). {CONFIGURE_LM}"
+            )
+        found, problems = [], []
+        for cand in ranked:
+            if cand.score < max(self.threshold, top.score - self.margin):
+                break
+            try:
+                params = cand.program.SPEC.validate(extract_params(cand.program.SPEC.name, task))
+            except (ExtractionError, ValueError) as e:
+                problems.append(f"{cand.program.SPEC.name}: {e}")
+                continue
+            found.append((cand, params))
+        found.sort(key=lambda cp: -len(cp[1]))  # stable: among equals, the more similar first
+        if not found:
+            raise NoProgramFits(
+                "A library program looks close to this task but its parameters could not be read "
+                f"from it ({'; '.join(problems)}). Rephrase the numbers and words plainly. {CONFIGURE_LM}"
+            )
+        return found
+
+    def plan(self, task: str, *, feedback: str | None = None) -> Plan:
+        """A library `Plan` for ``task``; with ``feedback``, the next candidate after the last one."""
+        if not isinstance(task, str) or not task.strip():
+            raise ValueError("the task must be non-empty text")
+        found = self.candidates(task)
+        attempt = self._tried.get(task, -1) + 1 if feedback else 0
+        if attempt >= len(found):
+            raise NoProgramFits(
+                f"The library programs that fit this task ({', '.join(c.program.SPEC.name for c, _ in found)}) "
+                f"all failed; last error: {feedback}. {CONFIGURE_LM}"
+            )
+        self._tried[task] = attempt
+        cand, params = found[attempt]
+        cls = cand.program
+        return Plan(
+            source=inspect.getsource(inspect.getmodule(cls)),
+            class_name=cls.__name__,
+            params=params,
+            origin="library",
+            program_name=cls.SPEC.name,
+        )
