@@ -115,13 +115,16 @@ if server is not None:
 # The program ran in a separate process with a wall-clock limit, a memory limit, a step cap,
 # restricted builtins and no network. Had it failed (a syntax error, a crash, a timeout, no
 # surviving particle), the error would have gone back to the planner for another attempt, up to
-# three. Every attempt is in the program cache; asking again reuses the working program:
+# three. Every attempt is in the program cache (task, prompt, completion, program, error, result
+# summary), and asking again reuses the working program instead of calling the planner:
 
 # %%
-again = solve(task, planner=planner, n_particles=PARTICLES, limits=LIMITS, cache=cache)
-print(f"from cache: {again.from_cache}, attempt {again.attempt}")
 for record in cache.attempts(task, planner.name):
-    print(record.attempt, "passed" if record.passed else f"failed: {record.error}")
+    print(f"attempt {record.attempt}:", "passed" if record.passed else f"failed: {record.error}")
+print("cached program:", cache.latest_working(task, planner.name).to_plan().class_name)
+if not FAST:  # one more sandboxed run, skipped at tiny scale
+    again = solve(task, planner=planner, n_particles=PARTICLES, limits=LIMITS, cache=cache)
+    print(f"from cache: {again.from_cache} (attempt {again.attempt}), answer: {again.answer}")
 
 # %% [markdown]
 # ## 2. The offline library planner
