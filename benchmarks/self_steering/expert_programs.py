@@ -1,4 +1,4 @@
-"""Selfsteer with expert programs vs the follower alone, on tasks.jsonl (the DisCIPL* setting).
+"""Selfsteer with expert programs vs the follower alone (the DisCIPL* setting).
 
 The "expert" planner hands each task the library program named by its checker, with the
 checker's parameters: an upper reference for any planner that has to pick or write programs.
@@ -36,7 +36,7 @@ class ExpertPlanner:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tasks", type=Path, default=HERE / "tasks.jsonl")
+    p.add_argument("--tasks", type=Path, default=HERE.parent / "tasks" / "self_steering.jsonl")
     p.add_argument("--particles", type=int, default=8)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--plot", type=Path, default=None)
