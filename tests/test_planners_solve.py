@@ -129,3 +129,17 @@ def test_bad_arguments_are_clear():
         solve("x", planner=NothingFits(), attempts=0)
     with pytest.raises(ValueError, match="unknown planner 'gpt-7'"):
         solve("x", planner="gpt-7")
+
+
+@pytest.mark.slow
+def test_default_planner_is_the_library_and_runs_in_process(lm, tmp_path, monkeypatch):
+    from selfsteer.programs.tasks import passes
+
+    for var in ("SELFSTEER_PLANNER", "SELFSTEER_PLANNER_MODEL"):
+        monkeypatch.delenv(var, raising=False)
+    task = "Write a sentence with exactly 5 words."
+    result = solve(task, lm=lm, n_particles=2, seed=0, cache=ProgramCache(tmp_path))
+    assert result.planner == "library" and result.plan.origin == "library" and result.attempt == 1
+    assert result.plan.program_name == "sentence_word_count" and result.plan.params == {"n_words": 5}
+    assert result.check_passed and passes({"unit": "sentence", "n_words": 5}, result.answer)
+    assert 0 < result.weight <= 1
