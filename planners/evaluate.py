@@ -112,12 +112,13 @@ class EvalReport:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for i, (name, t) in enumerate(totals.items()):
             values = [t[m] or 0.0 for m in metrics]
-            ax.bar([j + 0.38 * i for j in range(len(metrics))], values, width=0.36, label=name)
+            bars = ax.bar([j + 0.38 * i for j in range(len(metrics))], values, width=0.36, label=name)
+            ax.bar_label(bars, labels=[f"{v:.0%}" for v in values], padding=2)
         ax.set_xticks([j + 0.19 for j in range(len(metrics))], metrics)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, 1.3)
         ax.set_ylabel("fraction of tasks")
         ax.set_title(f"{len(self.outcomes)} tasks, planner {self.planner}")
-        ax.legend()
+        ax.legend(loc="upper center", ncols=2)
         fig.tight_layout()
         path = Path(path)
         fig.savefig(path, dpi=120)
