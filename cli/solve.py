@@ -15,8 +15,6 @@ from .planner_options import (
     planner_from_args,
 )
 
-STAGES = {"cache": "cache", "plan": "planning", "run": "running", "error": "failed", "done": "verified"}
-
 
 def register(sub) -> None:
     p = sub.add_parser("solve", help="solve a task: plan a program, run it with SMC, verify the answer")
@@ -35,7 +33,7 @@ def progress_printer():
 
     def show(stage: str, attempt: int, detail: str) -> None:
         label = "cached" if attempt == 0 else f"attempt {attempt}"
-        tqdm.write(f"[{label}] {STAGES.get(stage, stage)}: {detail}", file=sys.stderr)
+        tqdm.write(f"[{label}] {'failed: ' if stage == 'error' else ''}{detail}", file=sys.stderr)
 
     return show
 

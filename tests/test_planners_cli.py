@@ -23,7 +23,7 @@ def test_solve_prints_answer_weight_and_check(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert code == 0
     assert "posterior weight: " in out and "check: passed" in out and "attempt 2" in out
-    assert "[attempt 1] failed: program: ZeroDivisionError" in err and "[attempt 2] verified" in err
+    assert "[attempt 1] failed: program: ZeroDivisionError" in err and "[attempt 2] check passed" in err
 
 
 def test_solve_json_and_failure_exit_code(tmp_path, capsys):
