@@ -42,14 +42,17 @@ class RunSettings:
 
 
 _FOLLOWERS: dict[str | None, LanguageModel] = {}
-_FOLLOWERS_LOCK = threading.Lock()
+# Every model load in worker threads takes this lock: transformers' from_pretrained patches
+# torch globally while it builds a model on the meta device, so two loads in two threads at once
+# can leave later models stuck on "meta" ("Cannot copy out of meta tensor").
+MODEL_LOAD_LOCK = threading.Lock()
 
 
 def follower_lm(settings: RunSettings) -> LanguageModel:
     """The loaded follower for in-process runs (loaded once per name and process)."""
     if settings.lm is not None:
         return settings.lm
-    with _FOLLOWERS_LOCK:
+    with MODEL_LOAD_LOCK:
         if settings.follower not in _FOLLOWERS:
             _FOLLOWERS[settings.follower] = load_lm(settings.follower)
         return _FOLLOWERS[settings.follower]

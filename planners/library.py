@@ -26,6 +26,7 @@ from selfsteer.programs.registry import all_programs
 from selfsteer.smc import TextModel
 
 from .embed import Embedder
+from .execute import MODEL_LOAD_LOCK
 from .extract import ExtractionError, extract_params
 from .plan import NoProgramFits, Plan
 
@@ -80,8 +81,9 @@ class LibraryPlanner:
 
     @property
     def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = Embedder()
+        with MODEL_LOAD_LOCK:  # planners run in worker threads; see MODEL_LOAD_LOCK
+            if self._embedder is None:
+                self._embedder = Embedder()
         return self._embedder
 
     def rank(self, task: str) -> list[Candidate]:

@@ -7,6 +7,9 @@ script; programs run in the real sandbox on the tiny exact LM (tokens "a", "b", 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from chat_server import ScriptedChatServer
 from selfsteer.planners.cache import ProgramCache
@@ -143,3 +146,21 @@ def test_default_planner_is_the_library_and_runs_in_process(lm, tmp_path, monkey
     assert result.plan.program_name == "sentence_word_count" and result.plan.params == {"n_words": 5}
     assert result.check_passed and passes({"unit": "sentence", "n_words": 5}, result.answer)
     assert 0 < result.weight <= 1
+
+
+@pytest.mark.slow
+def test_concurrent_planning_threads_leave_model_loading_intact():
+    # Regression: three threads loading the library planner's embedder at once used to leave
+    # transformers' meta-device patch behind, so the next load_lm() failed. A fresh process keeps
+    # the global state of this test apart from the rest of the suite.
+    code = (
+        "import threading\n"
+        "from selfsteer.planners.load import load_planner\n"
+        "lib = load_planner('library')\n"
+        "ts = [threading.Thread(target=lib.plan, args=('Write a sentence with exactly 5 words.',)) for _ in range(3)]\n"
+        "[t.start() for t in ts]; [t.join() for t in ts]\n"
+        "from selfsteer.smc import load_lm\n"
+        "print('device', next(load_lm().model.parameters()).device)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert "device cpu" in out.stdout, out.stderr[-2000:]
