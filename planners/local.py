@@ -29,8 +29,9 @@ CHUNK_TOKENS = 16
 class LocalChat:
     """``chat(messages) -> completion`` sampled from a local LM (see the module docstring).
 
-    ``temperature`` tempers the LM (low: close to greedy); ``seed`` fixes the completion.
-    After each call ``last_stats`` holds ``tokens``, ``seconds`` and ``tokens_per_s``.
+    ``temperature`` tempers the LM (low: close to greedy); ``seed`` fixes the sequence of
+    completions (each call draws from its own stream, so a retry is a fresh sample rather than a
+    replay). After each call ``last_stats`` holds ``tokens``, ``seconds`` and ``tokens_per_s``.
     """
 
     def __init__(self, lm: LanguageModel, *, max_new_tokens: int = 1024, temperature: float = 0.2,
@@ -41,11 +42,13 @@ class LocalChat:
         self.seed = seed
         self.progress = progress
         self.last_stats: dict[str, float] = {}
+        self.n_calls = 0
         self._lock = threading.Lock()  # one generation at a time: the LM's batcher belongs to one loop
 
     async def generate(self, messages: list[dict]) -> str:
         ctx = LMContext(self.lm, messages, temperature=self.temperature)
-        rng = np.random.default_rng(self.seed)
+        self.n_calls += 1
+        rng = np.random.default_rng(None if self.seed is None else [self.seed, self.n_calls])
         text, n_tokens, started = "", 0, time.monotonic()
         with tqdm(total=self.max_new_tokens, desc="planner LM", unit="tok", disable=not self.progress, leave=False) as bar:
             while n_tokens < self.max_new_tokens:
