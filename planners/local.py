@@ -45,8 +45,15 @@ class LocalChat:
         self.n_calls = 0
         self._lock = threading.Lock()  # one generation at a time: the LM's batcher belongs to one loop
 
+    def prompt(self, messages: list[dict]) -> list[dict] | str:
+        """The chat messages, or for a model without a chat template the same turns as plain text."""
+        if self.lm.has_chat_template:
+            return messages
+        turns = "\n\n".join(f"{m['role'].upper()}:\n{m['content']}" for m in messages)
+        return f"{turns}\n\nASSISTANT:\n"
+
     async def generate(self, messages: list[dict]) -> str:
-        ctx = LMContext(self.lm, messages, temperature=self.temperature)
+        ctx = LMContext(self.lm, self.prompt(messages), temperature=self.temperature)
         self.n_calls += 1
         rng = np.random.default_rng(None if self.seed is None else [self.seed, self.n_calls])
         text, n_tokens, started = "", 0, time.monotonic()
