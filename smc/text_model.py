@@ -52,6 +52,8 @@ class TextModel(Model):
         temperature: temperature of both contexts (the target is the tempered prior).
     """
 
+    HINT_TEMPLATE = "\n\n(Note to self: {hint})"
+
     def __init__(
         self,
         lm: LanguageModel,
@@ -64,8 +66,9 @@ class TextModel(Model):
         super().__init__()
         self.lm = lm
         self.max_tokens = max_tokens
+        self._prior_prompt = as_messages(lm, prior)
         self._proposal_prompt = as_messages(lm, proposal) if proposal is not None else None
-        self.prior = LMContext(lm, as_messages(lm, prior), temperature=temperature)
+        self.prior = LMContext(lm, self._prior_prompt, temperature=temperature)
         self.proposal = (
             self.prior if proposal is None else LMContext(lm, self._proposal_prompt, temperature=temperature)
         )
@@ -165,16 +168,20 @@ class TextModel(Model):
         self.finish(self.text)
 
     def hint(self, text: str) -> None:
-        """Add ``text`` as guidance to the proposal only (the target is unchanged)."""
+        """Add ``text`` as guidance to the proposal only (the target is unchanged).
+
+        The proposal is rebuilt from its prompt (the prior's if there was none) with every hint so
+        far appended through ``HINT_TEMPLATE``, followed by the text generated so far.
+        """
         self.hints.append(text)
-        base = self._proposal_prompt if self._proposal_prompt is not None else as_messages(self.lm, "Continue the text.")
-        note = "\n\n".join(f"(Note to self: {h})" for h in self.hints)
+        base = self._proposal_prompt if self._proposal_prompt is not None else self._prior_prompt
+        note = "".join(self.HINT_TEMPLATE.format(hint=h) for h in self.hints)
         if isinstance(base, str):
-            prompt: Prompt = f"{base}\n{note}\n"
+            prompt: Prompt = base + note
         elif base and isinstance(base[0], dict):
-            prompt = [*base[:-1], {**base[-1], "content": f"{base[-1]['content']}\n\n{note}"}]
+            prompt = [*base[:-1], {**base[-1], "content": base[-1]["content"] + note}]
         else:
-            prompt = list(base) + self.lm.encode(f"\n{note}\n")
+            prompt = list(base) + self.lm.encode(note)
         proposal = LMContext(self.lm, prompt, temperature=self.prior.temperature)
         for t in self.prior.generated_ids:
             proposal.append_token(t)
