@@ -7,7 +7,16 @@ import math
 import pytest
 
 from selfsteer.smc import (
-    Bernoulli, Categorical, ExactLM, LMContext, Model, ProgramError, Status, smc, smc_async, smc_steer,
+    Bernoulli,
+    Categorical,
+    ExactLM,
+    LMContext,
+    Model,
+    ProgramError,
+    Status,
+    smc,
+    smc_async,
+    smc_steer,
 )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+
 from selfsteer.cli.main import main
 from selfsteer.smc import ExactLM, LMContext, Model, TextModel, Trace, smc, smc_steer
 from selfsteer.smc.view import parent_indices, render_html, view_model

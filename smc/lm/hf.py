@@ -15,9 +15,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import FeedRequest, FeedResult, GenerateRequest, GenerateResult, LanguageModel, StopRule
 from . import attention
-from .kv import Block, BlockCache, Handle, Prefix, PromptCache, Segment, gather_rows, new_block, prefix_length
+from .base import FeedRequest, FeedResult, GenerateRequest, GenerateResult, LanguageModel, StopRule
+from .kv import (
+    Block,
+    BlockCache,
+    Handle,
+    Prefix,
+    PromptCache,
+    Segment,
+    gather_rows,
+    new_block,
+    prefix_length,
+)
 from .vocab import Vocabulary
 
 EXTRA_EOS_TOKENS = ("<|endoftext|>", "<|eot_id|>", "<|end|>", "</s>")
