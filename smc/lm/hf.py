@@ -220,7 +220,7 @@ class TransformersLM(LanguageModel):
         block.valid[:, w : w + q] = q_valid
         block.width = w + q
         self.n_forward += 1
-        self.n_forward_tokens += int(q_valid.sum())
+        self.n_forward_tokens += sum(len(t) for t in tokens)
         logits = out.logits
         if last_only:
             last = torch.tensor([max(len(t) - 1, 0) for t in tokens], device=self.device)
