@@ -13,6 +13,8 @@ whatever the proposal says:
   punctuation included, surrounding whitespace stripped), token by token.
 - ``await self.extend(stop=..., max_tokens=..., max_chars=..., allow_eos=True) -> Chunk``: a
   chunk up to a stop string, EOS or a budget, generated for all particles in one batched loop.
+- ``await self.constrain_step(spec) -> ConstrainedSpan``: one token inside a `Regex`, `Grammar`
+  or `JsonSchema` (call once per step until ``span.done``); target prior * 1[text matches].
 - ``await self.extend_with(text) -> float``: force ``text``; ``log_w += log p_prior(text)``.
 - ``await self.end()``: force end of sequence (``log_w += log p_prior(EOS)``) and ``finish``
   with the text.
@@ -29,7 +31,9 @@ from collections.abc import Sequence
 
 from .distributions import Distribution
 from .lm.base import LanguageModel, Prompt
+from .lm.constraints import ConstraintSpec
 from .lm.context import Chunk, LMContext, Token
+from .lm.span import ConstrainedSpan
 from .lm.vocab import TokenMask
 from .model import Model
 
@@ -148,6 +152,23 @@ class TextModel(Model):
         """
         kw = dict(stop=stop, max_tokens=max_tokens, max_chars=max_chars, allow_eos=allow_eos)
         return await self._draw(self.prior.chunk(**kw), self.proposal.chunk(**kw))
+
+    async def constrain_step(self, spec: ConstraintSpec) -> ConstrainedSpan:
+        """Sample one token inside ``spec`` (a `Regex`, `Grammar` or `JsonSchema`); returns the span.
+
+        The first call starts a span at the current text; later calls with an equal spec continue
+        it until it is ``done`` (then the next call starts a new one). Target: the prior times
+        1[the span's text stays a prefix of the language; EOS only after a full match]; the token
+        comes from the proposal restricted to viable tokens, weighted back to the prior. Call it
+        once per step until ``span.done`` (EOS drawn, or nothing longer matches); ``span.text``
+        is the constrained text.
+        """
+        span = getattr(self, "_span", None)
+        if span is None or span.spec != spec or span.done:
+            span = self._span = self.prior.constrain(spec)
+        await self.sample(span.next_token(proposal=self.proposal if self.separate_proposal else None))
+        self.condition(self.n_tokens <= self.max_tokens)
+        return span
 
     async def extend_with(self, text: str) -> float:
         """Force ``text`` and score it under the prior; returns ``log p_prior(text)``."""
