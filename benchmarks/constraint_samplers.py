@@ -5,8 +5,10 @@ LM's next-token distribution is fetched (and timed separately), so the numbers a
 constraint's own cost per token, as wall time and as CPU time of the (single) Python thread,
 which a busy shared machine distorts less. Routes:
 
-- ``mask (state cache)``: the exact viable set, cached per regex automaton state (the default
-  for `Regex`); the first visit of a state pays one pruned trie walk.
+- ``auto (per state)``: the `Regex` default: "mask" in states where few tokens start viably,
+  "awrs" elsewhere.
+- ``mask (state cache)``: the exact viable set, cached per regex automaton state; the first
+  visit of a state pays one pruned trie walk. ``warm``: the same run again, states cached.
 - ``mask (walk each step)``: the same walk with the cache cleared before every draw.
 - ``mask (check each candidate)``: for a grammar, one check per token whose bytes all occur in
   the grammar (the default when there are at most 128 such tokens).
@@ -14,7 +16,8 @@ which a busy shared machine distorts less. Routes:
 - ``full scan``: one viability check per vocabulary token (what a dense `logw_next` costs);
   timed on a sample of tokens and scaled to the whole vocabulary.
 
-Run: ``python benchmarks/constraint_samplers.py [--tokens 24]``; prints a markdown table.
+Run: ``python benchmarks/constraint_samplers.py [--tokens 24] [--only json]``; prints a markdown
+table.
 """
 
 from __future__ import annotations
@@ -24,15 +27,16 @@ import asyncio
 import time
 
 import numpy as np
-from selfsteer.smc import Grammar, JsonSchema, LMContext, Regex, ZeroProbability, load_lm
 from tqdm.auto import tqdm
+
+from selfsteer.smc import Grammar, JsonSchema, LMContext, Regex, ZeroProbability, load_lm
 
 CASES = [
     ("regex: date", "Give me a date in ISO format.", r"[0-9]{4}-[0-9]{2}-[0-9]{2}"),
     ("regex: sentence", "Write a sentence about cats.", r"[A-Z][a-z ,']+\."),
     ("grammar: arithmetic", "Write an arithmetic expression.",
      'start: expr\nexpr: term (("+" | "-") term)*\nterm: NUMBER | "(" expr ")"\nNUMBER: /[0-9]+/'),
-    ("json: person", "Describe a person as JSON.",
+    ("json: person", 'Reply with JSON only, like {"name": "Ann", "age": 30}. Describe a person.',
      {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
       "required": ["name", "age"]}),
 ]
@@ -46,7 +50,8 @@ def spec_for(source, method: str):
     return Regex(source, method=method)
 
 
-async def run_route(lm, prompt: str, spec, n_tokens: int, seed: int, clear_cache: bool) -> dict:
+async def run_route(lm, prompt: str, spec, n_tokens: int, seed: int, cache: str) -> dict:
+    """``cache``: "cold" (clear the state cache first), "warm" (keep it) or "none" (clear each step)."""
     ctx = LMContext(lm, [{"role": "user", "content": prompt}])
     span = ctx.constrain(spec)
     span.constraint.lifted()  # one-off set-up (genlm's vocabulary tables), not a per-token cost
@@ -56,7 +61,7 @@ async def run_route(lm, prompt: str, spec, n_tokens: int, seed: int, clear_cache
         t0 = time.perf_counter()
         await ctx.next_logprobs()
         t1, c1 = time.perf_counter(), time.thread_time()
-        if clear_cache:
+        if cache == "none" or (cache == "cold" and n == 0):
             span.constraint._masks.clear()
         dist = span.next_token()
         try:
@@ -86,7 +91,7 @@ async def full_scan_ms(lm, spec, sample: int = 2000) -> float:
     return (time.perf_counter() - t0) * scale, (time.thread_time() - c0) * scale
 
 
-async def main(n_tokens: int) -> None:
+async def main(n_tokens: int, only: str) -> None:
     lm = load_lm()
     from selfsteer.smc.lm.constraints import token_trie
 
@@ -98,19 +103,21 @@ async def main(n_tokens: int) -> None:
           f"tokens: {time.perf_counter() - t1:.2f} s")
     rows = []
     jobs = []
-    for name, prompt, source in CASES:
+    cases = [c for c in CASES if only in c[0]]
+    for name, prompt, source in cases:
         if isinstance(source, dict):
             routes = []  # a JSON mask checks every token: see the full-scan row
         elif source.startswith("start:"):
-            routes = [("mask (check each candidate)", "mask", False)]
+            routes = [("mask (check each candidate)", "mask", "cold")]
         else:
-            routes = [("mask (state cache)", "mask", False), ("mask (walk each step)", "mask", True)]
-        routes.append(("awrs", "awrs", False))
+            routes = [("auto (per state)", "auto", "cold"), ("mask (state cache)", "mask", "cold"),
+                      ("mask (state cache, warm)", "mask", "warm"), ("mask (walk each step)", "mask", "none")]
+        routes.append(("awrs", "awrs", "cold"))
         jobs += [(name, prompt, source, *r) for r in routes]
-    for name, prompt, source, route, method, clear in tqdm(jobs, desc="routes"):
-        out = await run_route(lm, prompt, spec_for(source, method), n_tokens, 0, clear)
+    for name, prompt, source, route, method, cache in tqdm(jobs, desc="routes"):
+        out = await run_route(lm, prompt, spec_for(source, method), n_tokens, 0, cache)
         rows.append((name, route, out))
-    for name, _, source in CASES:
+    for name, _, source in cases:
         wall_ms, cpu_ms = await full_scan_ms(lm, spec_for(source, "mask"))
         rows.append((name, "full scan (scaled)", {"tokens": 1, "lm_ms": float("nan"),
                      "constraint_ms": wall_ms, "cpu_ms": cpu_ms, "text": ""}))
@@ -125,4 +132,6 @@ async def main(n_tokens: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=24)
-    asyncio.run(main(parser.parse_args().tokens))
+    parser.add_argument("--only", default="", help="run the cases whose name contains this text")
+    args = parser.parse_args()
+    asyncio.run(main(args.tokens, args.only))

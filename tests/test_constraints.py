@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from selfsteer.smc import (
     ExactLM,
     Grammar,
@@ -140,6 +141,19 @@ def test_posterior_approaches_the_exact_conditional(exact_lm, method):
     assert large < small and large < 0.08, (small, large)
 
 
+def test_per_state_routes_mix_and_stay_unbiased(exact_lm, monkeypatch):
+    """With a walk limit of one token, states allowing two first bytes use AWRS, the others
+    exact masks; one span mixes both and the estimate stays unbiased."""
+    from selfsteer.smc.lm import constraints
+
+    monkeypatch.setattr(constraints, "MASK_WALK_LIMIT", 1)
+    pattern = r"a?b( c)+"
+    z, _ = exact_target(exact_lm, pattern)
+    assert 0.01 < z < 0.9
+    spec = Regex(pattern)
+    assert_unbiased(lambda: SpanProgram(exact_lm, spec), z, n_particles=4, ess_threshold=0.5, seeds=150)
+
+
 def test_tiny_viable_mass_is_still_unbiased():
     """The viable token has probability 1e-7: AWRS must neither give up nor bias the estimate
     (genlm's recursive AWRS, which stops at 1 - 1e-5 rejected mass, would kill every particle)."""
@@ -237,7 +251,7 @@ def test_copies_share_the_compiled_constraint(exact_lm):
 
 def test_auto_routes(exact_lm):
     ctx = LMContext(exact_lm, "a")
-    assert ctx.constrain(Regex("a+")).sampler == "mask"
+    assert ctx.constrain(Regex("a+")).sampler == "per-state"
     assert ctx.constrain(Grammar('start: "a"+')).sampler == "mask"  # few tokens qualify
     assert ctx.constrain(Regex("a+", method="awrs")).sampler == "awrs"
 

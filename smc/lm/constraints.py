@@ -38,17 +38,20 @@ from .vocab import Vocabulary
 
 METHODS = ("auto", "mask", "awrs")
 SMALL_ALPHABET = 128  # "auto" checks every candidate token exactly when there are at most this many
+MASK_WALK_LIMIT = 2048  # "auto" walks a regex state's tokens when at most this many start viably
 
 
 class ConstraintSpec:
     """A language of strings a span of generated text must belong to (base class).
 
     ``method`` picks how a span draws its tokens: ``"mask"`` computes the exact set of viable
-    tokens (zero-variance weights; cached per state for `Regex`, otherwise one check per token
-    whose bytes the language can contain), ``"awrs"`` runs adaptive weighted rejection sampling
-    (checks a few tokens; noisy but unbiased weights). ``"auto"`` (default) takes ``"mask"`` for
-    `Regex` and for languages over so few bytes that at most 128 tokens qualify (digits,
-    arithmetic), ``"awrs"`` otherwise.
+    tokens (zero-variance weights; cached per automaton state for `Regex`, otherwise one check
+    per token whose bytes the language can contain), ``"awrs"`` runs adaptive weighted rejection
+    sampling (checks a few tokens; noisy but unbiased weights). ``"auto"`` (default) decides
+    per regex state: "mask" where at most 2048 tokens start with a byte the state allows (digits,
+    punctuation, fixed words), "awrs" where the walk would be long (free text); for grammars and
+    schemas "mask" when at most 128 tokens consist of bytes the language uses, else "awrs". The
+    choice depends only on the state, never on what earlier runs cached, so seeds reproduce.
     """
 
     fast_masks = False  # True where `allowed` is cheap (per-state cache)
@@ -226,17 +229,33 @@ class TokenConstraint:
         self._lifted_loop: weakref.ref | None = None
         self._loop_bound = isinstance(spec, JsonSchema)  # genlm's JSON checker keeps asyncio tasks
         self._masks: OrderedDict[frozenset, np.ndarray] = OrderedDict()
+        self._cheap: dict[frozenset, bool] = {}
+        self._first_byte_counts = np.bincount(
+            [self.token_bytes[i][0] for i in self.ordinary_ids], minlength=256
+        )
         self._max_cached_states = max_cached_states
 
     def __deepcopy__(self, memo):
         return self
 
     def route(self, method: str) -> str:
-        """The sampling route for ``method``: "mask" or "awrs" (see `ConstraintSpec`)."""
+        """The sampling route for ``method``: "mask", "awrs" or "per-state" (see `ConstraintSpec`)."""
         if method != "auto":
             return method
-        small = int(self.candidates.sum()) - len(self.eos_ids) <= SMALL_ALPHABET
-        return "mask" if self.spec.fast_masks or small else "awrs"
+        if self.spec.fast_masks:
+            return "per-state"
+        return "mask" if int(self.candidates.sum()) - len(self.eos_ids) <= SMALL_ALPHABET else "awrs"
+
+    async def mask_is_cheap(self, ids: list[int]) -> bool:
+        """For a regex: do at most `MASK_WALK_LIMIT` tokens start with a byte allowed after ``ids``?"""
+        fsa = self.spec.byte_potential
+        data = self.data(ids)
+        key = fsa.state_key(data)
+        if key not in self._cheap:
+            weights = np.asarray((await fsa.logw_next(data)).weights[:-1])
+            first_bytes = np.asarray(fsa.vocab)[weights == 0.0]
+            self._cheap[key] = int(self._first_byte_counts[first_bytes].sum()) <= MASK_WALK_LIMIT
+        return self._cheap[key]
 
     def data(self, ids) -> bytes:
         return b"".join(self.token_bytes[i] for i in ids)

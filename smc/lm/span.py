@@ -15,7 +15,8 @@ EOS the weights therefore target ``p(text) * 1[text in the language]``.
 - ``propose(rng)`` (what ``Model.sample`` uses): ``t`` drawn from p restricted to viable tokens,
   ``log_w = log p(viable set)``. Route "mask" computes that set exactly (zero-variance weight;
   cached per automaton state for a `Regex`); route "awrs" checks a few tokens and returns an
-  unbiased estimate of the mass instead (see `selfsteer.smc.lm.awrs`). With a ``proposal``
+  unbiased estimate of the mass instead (see `selfsteer.smc.lm.awrs`); a `Regex` by default
+  picks one of the two per automaton state (see `ConstraintSpec`). With a ``proposal``
   context q the token comes from q restricted to viable tokens and
   ``log_w = log q(viable set) + log p(t) - log q(t)`` (the mass estimated the same way).
 - ``sample(rng)``: an exact draw from p restricted and its normalised log-probability (always
@@ -58,7 +59,7 @@ class ConstrainedSpan:
         self.ctx = ctx
         self.spec = spec
         self.constraint = spec.bind(ctx.lm.vocab)
-        self.sampler = self.constraint.route(spec.method)  # "mask" or "awrs"
+        self.sampler = self.constraint.route(spec.method)  # "mask", "awrs" or "per-state"
         self.start = len(ctx.tokens)
         self.token_ids: tuple[int, ...] = ()
         self.complete = False
@@ -144,12 +145,15 @@ class ConstrainedToken(Distribution):
     async def propose(self, rng):
         log_p = await self.span.ctx.current_logprobs()
         log_q = log_p if self.proposal is None else await self.proposal.current_logprobs()
-        if self.span.sampler == "mask":
+        ids = list(self.span.token_ids)
+        route = self.span.sampler
+        if route == "per-state":
+            route = "mask" if await self.span.constraint.mask_is_cheap(ids) else "awrs"
+        if route == "mask":
             restricted = np.where(await self._allowed_set(), log_q, -np.inf)
             token = sample_log_probs(rng, restricted)
             log_mass = logsumexp(restricted)
         else:
-            ids = list(self.span.token_ids)
             candidates = np.where(self.span.constraint.candidates, log_q, -np.inf)
             token, log_mass = await awrs_token(
                 rng, candidates, lambda t: self.span.constraint.viable(ids, t)
