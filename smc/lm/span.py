@@ -49,6 +49,7 @@ class ConstrainedSpan:
     the text is a full match; ``ended``: EOS was drawn; ``done``: ended, or the text is a full
     match that no longer string extends (the only viable token left is EOS). Stop drawing when
     ``done``; to use the span inside longer text, stop when ``complete`` suits the program.
+    ``sampler``: the route its draws take ("mask", "awrs" or "per-state"; see `ConstraintSpec`).
     """
 
     def __init__(self, ctx: LMContext, spec: ConstraintSpec):
