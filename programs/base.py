@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
+
 from selfsteer.smc import Categorical, Chunk, LanguageModel, TextModel, Token, TokenMask
 
 from .registry import ProgramSpec

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+
 from selfsteer.smc import LanguageModel, TokenMask
 
 LETTERS_DIGITS = frozenset(string.ascii_letters + string.digits)

@@ -7,9 +7,10 @@ import json
 
 import pytest
 from chat_server import ScriptedChatServer
+from test_planners_solve import CRASHES, GOOD
+
 from selfsteer.cli.main import main
 from selfsteer.planners.evaluate import EvalReport, TaskOutcome, read_tasks
-from test_planners_solve import CRASHES, GOOD
 
 
 def cli(server: ScriptedChatServer, tmp_path, *args: str) -> list[str]:

@@ -4,6 +4,7 @@ stands in for Qwen2.5-Coder, which the tests never download)."""
 from __future__ import annotations
 
 import pytest
+
 from selfsteer.planners.local import LocalChat
 
 

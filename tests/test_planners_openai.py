@@ -7,6 +7,7 @@ import socket
 
 import pytest
 from chat_server import ScriptedChatServer
+
 from selfsteer.planners.errors import PlannerError
 from selfsteer.planners.lm_planner import LMPlanner, extract_program, find_class_name
 from selfsteer.planners.load import load_planner

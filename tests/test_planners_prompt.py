@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 
 import pytest
+
 from selfsteer.planners.allowlist import SAFE_BUILTINS, allowed_imports
 from selfsteer.planners.examples import Example, library_programs, pick_examples
 from selfsteer.planners.prompt import build_messages, system_prompt

@@ -9,6 +9,8 @@ import os
 import time
 
 import pytest
+from test_planners_validate import program
+
 from selfsteer.planners.outcome import summarize
 from selfsteer.planners.sandbox import (
     Limits,
@@ -19,7 +21,6 @@ from selfsteer.planners.sandbox import (
 )
 from selfsteer.planners.validate import ValidatedProgram, validate_program
 from selfsteer.smc import smc
-from test_planners_validate import program
 
 TASK = "Write one short sentence about a dog."
 GOOD = '''

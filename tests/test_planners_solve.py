@@ -12,6 +12,7 @@ import sys
 
 import pytest
 from chat_server import ScriptedChatServer
+
 from selfsteer.planners.cache import ProgramCache
 from selfsteer.planners.lm_planner import LMPlanner
 from selfsteer.planners.openai_client import OpenAIChat

@@ -4,6 +4,7 @@ well-formed programs (including every library program in planner form) are accep
 from __future__ import annotations
 
 import pytest
+
 from selfsteer.planners.examples import as_planner_program, library_programs
 from selfsteer.planners.validate import ValidationError, validate_program
 
