@@ -14,7 +14,7 @@ from pathlib import Path
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="run a program file with SMC and print the posterior")
-    p.add_argument("program", help="a .py file defining make_model(lm) or a `model` instance")
+    p.add_argument("program", type=Path, help="a .py file defining make_model(lm) or a `model` instance")
     p.add_argument("--particles", "-n", type=int, default=8, help="number of particles (default 8)")
     p.add_argument("--seed", type=int, default=None, help="random seed (fixes the run)")
     p.add_argument("--ess-threshold", type=float, default=0.5, help="resample when ESS < this * N (0 = IS)")

@@ -6,7 +6,19 @@ then run it with `smc` (or `smc_steer`) and read the `Result`.
 
 from .distributions import Bernoulli, Categorical, Distribution, Geometric, ZeroProbability
 from .inference import ProgramError, smc, smc_async
-from .lm import Chunk, ExactLM, LanguageModel, LMContext, Token, TokenMask, load_lm
+from .lm import (
+    Chunk,
+    ConstrainedSpan,
+    ExactLM,
+    Grammar,
+    JsonSchema,
+    LanguageModel,
+    LMContext,
+    Regex,
+    Token,
+    TokenMask,
+    load_lm,
+)
 from .model import Model
 from .resampling import RESAMPLERS
 from .result import Result, Status
@@ -15,8 +27,9 @@ from .text_model import TextModel
 from .trace import Trace
 
 __all__ = [
-    "RESAMPLERS", "Bernoulli", "Categorical", "Chunk", "Distribution", "ExactLM", "Geometric",
-    "LMContext", "LanguageModel", "Model", "ProgramError", "Result", "Status", "Token",
+    "RESAMPLERS", "Bernoulli", "Categorical", "Chunk", "ConstrainedSpan", "Distribution", "ExactLM",
+    "Geometric", "Grammar", "JsonSchema", "LMContext", "LanguageModel", "Model", "ProgramError",
+    "Regex", "Result", "Status", "Token",
     "TextModel", "TokenMask", "Trace", "ZeroProbability", "load_lm", "smc", "smc_async", "smc_steer",
     "smc_steer_async",
 ]

@@ -13,6 +13,8 @@ whatever the proposal says:
   punctuation included, surrounding whitespace stripped), token by token.
 - ``await self.extend(stop=..., max_tokens=..., max_chars=..., allow_eos=True) -> Chunk``: a
   chunk up to a stop string, EOS or a budget, generated for all particles in one batched loop.
+- ``await self.constrain_step(spec) -> ConstrainedSpan``: one token inside a `Regex`, `Grammar`
+  or `JsonSchema` (call once per step until ``span.done``); target prior * 1[text matches].
 - ``await self.extend_with(text) -> float``: force ``text``; ``log_w += log p_prior(text)``.
 - ``await self.end()``: force end of sequence (``log_w += log p_prior(EOS)``) and ``finish``
   with the text.
@@ -29,7 +31,9 @@ from collections.abc import Sequence
 
 from .distributions import Distribution
 from .lm.base import LanguageModel, Prompt
+from .lm.constraints import ConstraintSpec
 from .lm.context import Chunk, LMContext, Token
+from .lm.span import ConstrainedSpan
 from .lm.vocab import TokenMask
 from .model import Model
 
@@ -52,6 +56,8 @@ class TextModel(Model):
         temperature: temperature of both contexts (the target is the tempered prior).
     """
 
+    HINT_TEMPLATE = "\n\n(Note to self: {hint})"
+
     def __init__(
         self,
         lm: LanguageModel,
@@ -64,8 +70,9 @@ class TextModel(Model):
         super().__init__()
         self.lm = lm
         self.max_tokens = max_tokens
+        self._prior_prompt = as_messages(lm, prior)
         self._proposal_prompt = as_messages(lm, proposal) if proposal is not None else None
-        self.prior = LMContext(lm, as_messages(lm, prior), temperature=temperature)
+        self.prior = LMContext(lm, self._prior_prompt, temperature=temperature)
         self.proposal = (
             self.prior if proposal is None else LMContext(lm, self._proposal_prompt, temperature=temperature)
         )
@@ -146,6 +153,23 @@ class TextModel(Model):
         kw = dict(stop=stop, max_tokens=max_tokens, max_chars=max_chars, allow_eos=allow_eos)
         return await self._draw(self.prior.chunk(**kw), self.proposal.chunk(**kw))
 
+    async def constrain_step(self, spec: ConstraintSpec) -> ConstrainedSpan:
+        """Sample one token inside ``spec`` (a `Regex`, `Grammar` or `JsonSchema`); returns the span.
+
+        The first call starts a span at the current text; later calls with an equal spec continue
+        it until it is ``done`` (then the next call starts a new one). Target: the prior times
+        1[the span's text stays a prefix of the language; EOS only after a full match]; the token
+        comes from the proposal restricted to viable tokens, weighted back to the prior. Call it
+        once per step until ``span.done`` (EOS drawn, or nothing longer matches); ``span.text``
+        is the constrained text.
+        """
+        span = getattr(self, "_span", None)
+        if span is None or span.spec != spec or span.done:
+            span = self._span = self.prior.constrain(spec)
+        await self.sample(span.next_token(proposal=self.proposal if self.separate_proposal else None))
+        self.condition(self.n_tokens <= self.max_tokens)
+        return span
+
     async def extend_with(self, text: str) -> float:
         """Force ``text`` and score it under the prior; returns ``log p_prior(text)``."""
         ids = self.lm.encode(text)
@@ -165,16 +189,20 @@ class TextModel(Model):
         self.finish(self.text)
 
     def hint(self, text: str) -> None:
-        """Add ``text`` as guidance to the proposal only (the target is unchanged)."""
+        """Add ``text`` as guidance to the proposal only (the target is unchanged).
+
+        The proposal is rebuilt from its prompt (the prior's if there was none) with every hint so
+        far appended through ``HINT_TEMPLATE``, followed by the text generated so far.
+        """
         self.hints.append(text)
-        base = self._proposal_prompt if self._proposal_prompt is not None else as_messages(self.lm, "Continue the text.")
-        note = "\n\n".join(f"(Note to self: {h})" for h in self.hints)
+        base = self._proposal_prompt if self._proposal_prompt is not None else self._prior_prompt
+        note = "".join(self.HINT_TEMPLATE.format(hint=h) for h in self.hints)
         if isinstance(base, str):
-            prompt: Prompt = f"{base}\n{note}\n"
+            prompt: Prompt = base + note
         elif base and isinstance(base[0], dict):
-            prompt = [*base[:-1], {**base[-1], "content": f"{base[-1]['content']}\n\n{note}"}]
+            prompt = [*base[:-1], {**base[-1], "content": base[-1]["content"] + note}]
         else:
-            prompt = list(base) + self.lm.encode(f"\n{note}\n")
+            prompt = list(base) + self.lm.encode(note)
         proposal = LMContext(self.lm, prompt, temperature=self.prior.temperature)
         for t in self.prior.generated_ids:
             proposal.append_token(t)

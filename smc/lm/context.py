@@ -12,6 +12,8 @@ contract (`selfsteer.smc.distributions`): ``sample``/``log_prob`` never change t
 - ``ctx.chunk(stop=..., max_tokens=..., max_chars=..., allow_eos=...)``: a multi-token chunk,
   generated in one batched loop across particles. With ``allow_eos=False`` it represents the LM
   restricted to chunks without EOS (unnormalised), and sampling it adds ``log P(no EOS)`` terms.
+- ``ctx.constrain(spec)``: a `ConstrainedSpan` whose tokens keep its text inside a `Regex`,
+  `Grammar` or `JsonSchema` (one token per draw; see `selfsteer.smc.lm.span`).
 - ``await ctx.append(ids)``: force tokens and return their log-probabilities (a verb: it
   changes the context; add the result to the weight with ``score`` when it is evidence).
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +33,10 @@ from ..distributions import Distribution, sample_log_probs
 from ..weights import logsumexp
 from .base import LanguageModel, Prompt
 from .vocab import TokenMask
+
+if TYPE_CHECKING:
+    from .constraints import ConstraintSpec
+    from .span import ConstrainedSpan
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,13 @@ class LMContext:
     ) -> ChunkDist:
         return ChunkDist(self, stop=(stop,) if isinstance(stop, str) else tuple(stop),
                          max_tokens=max_tokens, max_chars=max_chars, allow_eos=allow_eos)
+
+    def constrain(self, spec: ConstraintSpec) -> ConstrainedSpan:
+        """Start a span here whose text must match ``spec`` (`Regex`, `Grammar`, `JsonSchema`);
+        draw its tokens with ``await model.sample(span.next_token())`` (see `selfsteer.smc.lm.span`)."""
+        from .span import ConstrainedSpan
+
+        return ConstrainedSpan(self, spec)
 
     # ----- verbs -----------------------------------------------------------------------------
     def restrict(self, mask: TokenMask) -> None:

@@ -15,8 +15,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import attention
 from .base import FeedRequest, FeedResult, GenerateRequest, GenerateResult, LanguageModel, StopRule
-from .kv import Block, BlockCache, Handle, Prefix, PromptCache, Segment, gather_rows, new_block, prefix_length
+from .kv import (
+    Block,
+    BlockCache,
+    Handle,
+    Prefix,
+    PromptCache,
+    Segment,
+    gather_rows,
+    new_block,
+    prefix_length,
+)
 from .vocab import Vocabulary
 
 EXTRA_EOS_TOKENS = ("<|endoftext|>", "<|eot_id|>", "<|end|>", "</s>")
@@ -51,7 +62,10 @@ def eos_ids_of(tokenizer, generation_config) -> set[int]:
 class TransformersLM(LanguageModel):
     """A Hugging Face causal LM with batched, cached, asynchronous next-token log-probabilities."""
 
-    def __init__(self, model, tokenizer, *, name: str = "transformers", prompt_cache_tokens: int = 65536):
+    def __init__(
+        self, model, tokenizer, *, name: str = "transformers", prompt_cache_tokens: int = 65536,
+        shared_prefix_attention: bool = True,
+    ):
         super().__init__()
         layer_types = getattr(model.config, "layer_types", None) or []
         if any("sliding" in str(t) or "linear" in str(t) for t in layer_types):
@@ -69,6 +83,9 @@ class TransformersLM(LanguageModel):
         self.pad_id = self.vocab.eos_id
         self.n_forward = 0
         self.n_forward_tokens = 0
+        self.shared_prefix_attention = shared_prefix_attention
+        if shared_prefix_attention:
+            attention.install(self.model)
 
     # ----- text ---------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
@@ -191,22 +208,19 @@ class TransformersLM(LanguageModel):
         p_len, w = prefix_length(block.prefix), block.width
         positions = p_len + block.n_valid()[:, None] + torch.arange(q, device=self.device)[None, :]
         causal = torch.ones(q, q, dtype=torch.bool, device=self.device).tril()
-        mask = torch.cat(
-            [
-                torch.ones(rows, q, p_len, dtype=torch.bool, device=self.device),
-                block.valid[:, None, :w].expand(rows, q, w),
-                causal[None] & q_valid[:, None, :],
-            ],
-            dim=2,
-        )[:, None]
+        parts = [block.valid[:, None, :w].expand(rows, q, w), causal[None] & q_valid[:, None, :]]
+        block.split_prefix = self.shared_prefix_attention
+        extra = {"selfsteer_block": block} if block.split_prefix else {}
+        if not block.split_prefix:
+            parts.insert(0, torch.ones(rows, q, p_len, dtype=torch.bool, device=self.device))
         out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions,
-            past_key_values=BlockCache(block, self.n_layers), use_cache=True,
+            input_ids=ids, attention_mask=torch.cat(parts, dim=2)[:, None], position_ids=positions,
+            past_key_values=BlockCache(block, self.n_layers), use_cache=True, **extra,
         )
         block.valid[:, w : w + q] = q_valid
         block.width = w + q
         self.n_forward += 1
-        self.n_forward_tokens += int(q_valid.sum())
+        self.n_forward_tokens += sum(len(t) for t in tokens)
         logits = out.logits
         if last_only:
             last = torch.tensor([max(len(t) - 1, 0) for t in tokens], device=self.device)
@@ -251,7 +265,7 @@ class TransformersLM(LanguageModel):
             disallowed = torch.zeros(n, logits.shape[-1], dtype=torch.bool)
             for i, r in enumerate(batch):
                 if r.disallowed is not None:
-                    bad = torch.from_numpy(np.asarray(r.disallowed, dtype=bool))[: logits.shape[-1]]
+                    bad = torch.from_numpy(np.array(r.disallowed, dtype=bool))[: logits.shape[-1]]
                     disallowed[i, : len(bad)] = bad
             disallowed = disallowed.to(self.device)
         sampled: list[list[int]] = [[] for _ in range(n)]

@@ -71,6 +71,21 @@ class Block:
     valid: torch.Tensor  # (rows, capacity) bool
     width: int = 0  # columns written so far (the next write starts here)
     owners: list[Handle | None] = field(default_factory=list)
+    split_prefix: bool = False  # True: layers return only own keys; attention reads the prefix itself
+    _prefix_cat: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
+
+    def prefix_kv(self, layer: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """This layer's prefix keys and values as one ``(1, H, P, D)`` pair (None when there is no prefix)."""
+        if not self.prefix:
+            return None, None
+        if len(self.prefix) == 1:
+            return self.prefix[0].keys[layer], self.prefix[0].values[layer]
+        if layer not in self._prefix_cat:
+            self._prefix_cat[layer] = (
+                torch.cat([s.keys[layer] for s in self.prefix], dim=2),
+                torch.cat([s.values[layer] for s in self.prefix], dim=2),
+            )
+        return self._prefix_cat[layer]
 
     @property
     def rows(self) -> int:
@@ -165,7 +180,7 @@ class BlockLayer(CacheLayerMixin):
         b.values[layer][:, :, w : w + q] = value_states
         keys = b.keys[layer][:, :, : w + q]
         values = b.values[layer][:, :, : w + q]
-        if b.prefix:
+        if b.prefix and not b.split_prefix:
             rows = keys.shape[0]
             keys = torch.cat([s.keys[layer].expand(rows, -1, -1, -1) for s in b.prefix] + [keys], dim=2)
             values = torch.cat([s.values[layer].expand(rows, -1, -1, -1) for s in b.prefix] + [values], dim=2)

@@ -1,0 +1,75 @@
+"""Shared-prefix attention: particles attend to one copy of their common prompt.
+
+Standard attention needs every sequence's keys in one contiguous tensor, which for N particles
+on a P-token prompt means N copies of the prompt's keys and values per layer. Here attention is
+split in two and merged exactly by log-sum-exp:
+
+- prefix part: all particles' queries, stacked as one batch, against the single ``(1, H, P, D)``
+  copy of the prompt's keys (one matrix product; no copies of the prompt);
+- own part: each particle's queries against its own block row (masked: holes, padding, causal).
+
+``softmax([s_p, s_o]) V = w_p * softmax(s_p) V_p + w_o * softmax(s_o) V_o`` with
+``w = exp(lse_part - lse_total)``. Forward passes without a selfsteer block (training, plain
+``generate``) go to transformers' SDPA unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+NAME = "selfsteer_prefix"
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float):
+    """Softmax attention of q (.., M, D) over k, v (.., L, D); returns (output, log-sum-exp) in float32."""
+    scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) * scale
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    lse = torch.logsumexp(scores, dim=-1, keepdim=True)
+    weights = torch.exp(scores - torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse)))
+    return torch.matmul(weights, v.float()), lse
+
+
+def prefix_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None, **kwargs):
+    """Attention for selfsteer blocks (see the module docstring); SDPA for everything else.
+
+    query: (B, Hq, q, D); key/value: the block's own keys (B, Hkv, w+q, D); attention_mask:
+    (B, 1, q, w+q) bool over the own keys. Returns (B, q, Hq, D) like transformers' functions.
+    """
+    block = kwargs.get("selfsteer_block")
+    if block is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+    b, hq, q_len, d = query.shape
+    hkv = key.shape[1]
+    groups = hq // hkv
+    scale = scaling if scaling is not None else d**-0.5
+    # group the query heads that share a key head: (B, Hkv, G*q, D)
+    qg = query.reshape(b, hkv, groups * q_len, d)
+    own_mask = attention_mask[:, :, None].expand(b, 1, groups, q_len, attention_mask.shape[-1])
+    own_mask = own_mask.reshape(b, 1, groups * q_len, attention_mask.shape[-1])
+    out, lse = _attend(qg, key, value, own_mask, scale)
+    prefix_k, prefix_v = block.prefix_kv(module.layer_idx)
+    if prefix_k is not None:
+        qp = qg.transpose(0, 1).reshape(1, hkv, b * groups * q_len, d)
+        out_p, lse_p = _attend(qp, prefix_k, prefix_v, None, scale)
+        out_p = out_p.reshape(hkv, b, groups * q_len, d).transpose(0, 1)
+        lse_p = lse_p.reshape(hkv, b, groups * q_len, 1).transpose(0, 1)
+        total = torch.logaddexp(lse, lse_p)
+        own_w = torch.exp(lse - total).nan_to_num(0.0)
+        out = out * own_w + out_p * torch.exp(lse_p - total)
+    out = out.reshape(b, hkv, groups, q_len, d).reshape(b, hq, q_len, d)
+    return out.transpose(1, 2).to(query.dtype).contiguous(), None
+
+
+def install(model) -> None:
+    """Route ``model``'s attention through `prefix_attention` (SDPA whenever no block is passed)."""
+    AttentionInterface.register(NAME, prefix_attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, sdpa_mask)
+    model.config._attn_implementation = NAME
+    for sub in model.modules():  # some models cache the choice on sub-configs
+        cfg = getattr(sub, "config", None)
+        if cfg is not None and getattr(cfg, "_attn_implementation", None) == "sdpa":
+            cfg._attn_implementation = NAME

@@ -1,0 +1,1 @@
+"""Test-time scaling on the particle machinery."""
