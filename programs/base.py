@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
+
 from selfsteer.smc import Categorical, Chunk, LanguageModel, TextModel, Token, TokenMask
 
 from .registry import ProgramSpec
@@ -58,7 +59,8 @@ class LibraryProgram(TextModel):
 
         At the start of the text or of a line: an ``opening`` token. After a sentence end: a
         ``capital_start``. After a word: its continuation (``cont``, and only while the word is
-        shorter than ``MAX_WORD_CHARS``), a comma or a new word (``new_word``), a sentence end
+        shorter than ``MAX_WORD_CHARS``, with one apostrophe at most), a comma or a new word
+        (``new_word``), a sentence end
         (``end``). After a comma: a new word (``new_word``).
         """
         t = self.tokens
@@ -69,8 +71,9 @@ class LibraryProgram(TextModel):
             return t.capital_start
         mask = t.word_start if new_word else t.none
         if text[-1] in LETTERS_DIGITS:
-            if cont and len(text.split()[-1]) < MAX_WORD_CHARS:
-                mask = mask | t.word_cont
+            word = text.split()[-1]
+            if cont and len(word) < MAX_WORD_CHARS:
+                mask = mask | (t.word_cont_plain if "'" in word or "’" in word else t.word_cont)
             if new_word:
                 mask = mask | t.comma
             if end:

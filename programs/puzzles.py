@@ -179,9 +179,10 @@ class TripItinerary(LibraryProgram):
     """A one-day itinerary of ``n_activities`` lines "H:MM-H:MM: activity", in order, without
     overlaps, between ``start_hour`` and ``end_hour`` (24-hour clock, half-hour slots).
 
-    Strategy: one line per step: write the start and end times with ``one_of`` over the slots that
-    keep the day in order and leave 30 minutes for every activity still to come; then the LM
-    describes the activity (prose tokens up to a newline, or EOS on the last line).
+    Strategy: one line per step: the first activity starts when the day does; later start times
+    and all end times are written with ``one_of`` over the slots that keep the day in order and
+    leave 30 minutes for every activity still to come; then the LM describes the activity (prose
+    tokens up to a newline, or EOS on the last line).
     Step granularity: one activity line.
     End conditions: EOS after the last activity (forced if its description runs long).
     """
@@ -217,11 +218,12 @@ class TripItinerary(LibraryProgram):
     )
 
     SLOT = 30
+    DESCRIPTION_TOKENS = 24
 
     def __init__(self, lm: LanguageModel, task: str, *, n_activities: int, start_hour: int = 9, end_hour: int = 18):
         if (end_hour - start_hour) * 60 < n_activities * self.SLOT:
             raise ValueError(f"{n_activities} activities of 30 minutes do not fit between {start_hour}:00 and {end_hour}:00")
-        super().__init__(lm, task, max_tokens=30 * n_activities + 10)
+        super().__init__(lm, task, max_tokens=(self.DESCRIPTION_TOKENS + 16) * n_activities + 10)
         self.n_activities, self.start_hour, self.end_hour = n_activities, start_hour, end_hour
         t = self.tokens
         self.describe_tokens = t.word_start | t.word_cont | t.comma | t.ends
@@ -240,13 +242,17 @@ class TripItinerary(LibraryProgram):
             await self.extend_with("\n")
         earliest = done[-1][1] if done else self.start_hour * 60
         latest_end = self.end_hour * 60 - self.SLOT * (self.n_activities - i - 1)
-        start = await self.one_of([clock(m) + "-" for m in range(earliest, latest_end - self.SLOT + 1, self.SLOT)])
+        if i == 0:  # the day starts with the first activity
+            await self.extend_with(clock(earliest) + "-")
+            start = clock(earliest) + "-"
+        else:
+            start = await self.one_of([clock(m) + "-" for m in range(earliest, latest_end - self.SLOT + 1, self.SLOT)])
         begin = int(start[:-1].split(":")[0]) * 60 + int(start[:-1].split(":")[1])
         await self.one_of([clock(m) + ":" for m in range(begin + self.SLOT, latest_end + 1, self.SLOT)])
         await self.next_token(self.tokens.capital_start)
         last = i + 1 == self.n_activities
         closing = self.lm.masks.eos if last else self.tokens.newline
-        chunk = await self.chunk_within(self.describe_tokens | closing, stop="\n", max_tokens=16, allow_eos=last)
+        chunk = await self.chunk_within(self.describe_tokens | closing, stop="\n", max_tokens=self.DESCRIPTION_TOKENS, allow_eos=last)
         if chunk.eos:
             self.finish(self.text)
         elif last:

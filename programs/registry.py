@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
+
 from selfsteer.smc import LanguageModel, TextModel
 
 FAMILY_MODULES = ("collie_sentences", "collie_paragraphs", "puzzles", "structured")

@@ -8,7 +8,7 @@ allows nothing else knows exactly where words and sentences begin and end:
 - ``word_start``: one space then a letter or digit (" cat", " Paris,"): starts a new word.
 - ``capital_start``: a ``word_start`` whose first letter is upper case (starts a sentence).
 - ``word_cont``: no whitespace, a lower-case letter, digit or apostrophe first ("s", "'t",
-  "ing,"): continues the current word.
+  "ing,"): continues the current word; ``word_cont_plain``: those without an apostrophe.
 
 Only a word's first letter may be upper case (no "THOUSANDS", no "tHIS").
 - ``comma``: exactly ",".
@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+
 from selfsteer.smc import LanguageModel, TokenMask
 
 LETTERS_DIGITS = frozenset(string.ascii_letters + string.digits)
@@ -75,6 +76,7 @@ class ProseTokens:
     word_start: TokenMask
     capital_start: TokenMask
     word_cont: TokenMask
+    word_cont_plain: TokenMask
     comma: TokenMask
     ends: TokenMask
     newline: TokenMask
@@ -89,6 +91,7 @@ class ProseTokens:
             word_start=m.where("prose.word_start", is_word_start),
             capital_start=m.where("prose.capital_start", lambda t: is_word_start(t) and t[1].isupper()),
             word_cont=m.where("prose.word_cont", is_word_cont),
+            word_cont_plain=m.where("prose.word_cont_plain", lambda t: is_word_cont(t) and "'" not in t and "’" not in t),
             comma=m.where("prose.comma", lambda t: t == ","),
             ends=m.where("prose.ends", lambda t: t in END_MARKS),
             newline=m.where("prose.newline", lambda t: t == "\n"),
