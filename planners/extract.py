@@ -227,7 +227,7 @@ def paragraph_forbidden_words(task: str) -> dict[str, Any]:
 
 
 def paragraph_last_words(task: str) -> dict[str, Any]:
-    cue = r"\bend(?:s|ing)?\s+(?:in|with|on)\b|\b(?:last|final|closing)\s+words?\b"
+    cue = r"\bend(?:s|ing)?\s+(?:in|with|on)\b|\b(?:last|final|closing)\s+words\b"
     if not re.search(cue, task, re.I):
         raise ExtractionError("could not find how the sentences must end (e.g. \"end with 'a' and 'b'\")")
     quoted = [q.strip() for q in QUOTED.findall(task)]
