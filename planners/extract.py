@@ -138,6 +138,7 @@ def sentence_word_count(task: str) -> dict[str, Any]:
 def sentence_words_at_positions(task: str) -> dict[str, Any]:
     n_words = count_of(task, "words?")
     pairs = re.findall(rf"\b{ORD}\s+word\s+(?:is|should be|must be|will be|be|=|:)?\s*['\"‘“]([^'\"‘’“”]+)['\"’”]", task, re.I)
+    pairs = pairs or re.findall(rf"\b{ORD}\s+word\s+(?:is|should be|must be|will be)\s+([A-Za-z][\w'-]*)", task, re.I)
     pairs += [(o, w) for w, o in re.findall(rf"['\"‘“]([^'\"‘’“”]+)['\"’”]\s+(?:is\s+|as\s+)?the\s+{ORD}\s+word\b", task, re.I)]
     words_at: dict[str, str] = {}
     for o, w in pairs:

@@ -154,3 +154,25 @@ def test_budgets_and_times():
     assert extract_params("trip_itinerary", "2 stops between 12 pm and 6 pm") == {"n_activities": 2, "start_hour": 12, "end_hour": 18}
     with pytest.raises(ExtractionError, match="not a square poem"):
         extract_params("square_poem", "Write a poem with 4 lines of 5 words.")
+
+
+# ----- the parameter LM fallback -------------------------------------------------------------------
+def test_few_shot_prompt_and_required_schema():
+    from selfsteer.planners.lm_params import few_shot_prompt, required_only
+    from selfsteer.programs.registry import get_program
+
+    spec = get_program("sentence_max_word_length").SPEC
+    prompt = few_shot_prompt(spec, "Write short words.")
+    assert prompt.count("Task: ") == len(spec.examples) + 1 and prompt.endswith("Task: Write short words.\nParameters: ")
+    assert json.dumps(spec.examples[0][1]) in prompt
+    assert required_only(spec.params_schema) == {"type": "object", "properties": {"max_word_chars": {"type": "integer"}}}
+
+
+@pytest.mark.slow
+def test_parameter_lm_fills_what_the_rules_cannot(lm):
+    planner = LibraryPlanner(param_lm=lm)
+    plan = planner.plan("Write a sentence with some number of words.")
+    assert plan.program_name == "sentence_word_count"
+    assert set(plan.params) == {"n_words"} and 1 <= plan.params["n_words"] <= 60
+    with pytest.raises(NoProgramFits, match="No library program fits"):
+        planner.plan("What is the capital of France?")  # the LM never rescues an unrelated task
