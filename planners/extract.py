@@ -5,11 +5,13 @@ parameters, or raises `ExtractionError` naming what it could not find. The rules
 numbers in digits or words ("12", "twelve", "twenty-five"), ordinals ("3rd", "third", "last"),
 quoted words ('soft', "soft"), unquoted lists ("the terms a, b or c"), bounds ("between 10 and 15
 words", "at least 20", "fewer than 7 letters"), money ("$18.00", "less than $18") and clock
-times ("9:00", "4 PM").
+times ("9:00", "4 PM"); a JSON schema written into the task, and a regular expression in
+`backticks`.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -136,6 +138,7 @@ def sentence_word_count(task: str) -> dict[str, Any]:
 def sentence_words_at_positions(task: str) -> dict[str, Any]:
     n_words = count_of(task, "words?")
     pairs = re.findall(rf"\b{ORD}\s+word\s+(?:is|should be|must be|will be|be|=|:)?\s*['\"‘“]([^'\"‘’“”]+)['\"’”]", task, re.I)
+    pairs = pairs or re.findall(rf"\b{ORD}\s+word\s+(?:is|should be|must be|will be)\s+([A-Za-z][\w'-]*)", task, re.I)
     pairs += [(o, w) for w, o in re.findall(rf"['\"‘“]([^'\"‘’“”]+)['\"’”]\s+(?:is\s+|as\s+)?the\s+{ORD}\s+word\b", task, re.I)]
     words_at: dict[str, str] = {}
     for o, w in pairs:
@@ -225,7 +228,7 @@ def paragraph_forbidden_words(task: str) -> dict[str, Any]:
 
 
 def paragraph_last_words(task: str) -> dict[str, Any]:
-    cue = r"\bend(?:s|ing)?\s+(?:in|with|on)\b|\b(?:last|final|closing)\s+words?\b"
+    cue = r"\bend(?:s|ing)?\s+(?:in|with|on)\b|\b(?:last|final|closing)\s+words\b"
     if not re.search(cue, task, re.I):
         raise ExtractionError("could not find how the sentences must end (e.g. \"end with 'a' and 'b'\")")
     quoted = [q.strip() for q in QUOTED.findall(task)]
@@ -284,13 +287,40 @@ def grant_abstract(task: str) -> dict[str, Any]:
     return params
 
 
+SCHEMA_KEYS = {"type", "properties", "items", "enum", "const", "anyOf", "oneOf", "allOf", "$schema", "$ref"}
+
+
+def json_schema(task: str) -> dict[str, Any]:
+    decoder = json.JSONDecoder()
+    for start in (i for i, c in enumerate(task) if c == "{"):
+        try:
+            value, _ = decoder.raw_decode(task[start:])
+        except ValueError:
+            continue
+        if isinstance(value, dict) and SCHEMA_KEYS & set(value):
+            return {"schema": value}
+    raise ExtractionError("could not find a JSON schema (a JSON object with 'type' or 'properties') in the task")
+
+
+def regex(task: str) -> dict[str, Any]:
+    found = re.search(r"`([^`]+)`", task) or re.search(r"(?:regex|regular expression|pattern)\s*(?:of\s+)?/(.+?)/(?:\s|$|[.,;])", task, re.I)
+    if found is None:
+        found = re.search(r"(?:regex|regular expression|pattern)\s*:?\s*['\"](.+?)['\"](?:\s|$|[.,;])", task, re.I)
+    pattern = require(found, "the regular expression (put it in `backticks`)").group(1)
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        raise ExtractionError(f"{pattern!r} is not a valid regular expression ({e})") from None
+    return {"pattern": pattern}
+
+
 RULES: dict[str, Callable[[str], dict[str, Any]]] = {
     f.__name__: f
     for f in (
         sentence_word_count, sentence_words_at_positions, sentence_max_word_length, sentence_including_words,
         sentence_char_count, sentence_without_letter, paragraph_sentence_count, paragraph_sentence_starts,
         paragraph_forbidden_words, paragraph_last_words, square_poem, ingredient_list_budget, trip_itinerary,
-        grant_abstract,
+        grant_abstract, json_schema, regex,
     )
 }
 

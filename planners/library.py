@@ -9,7 +9,9 @@ No planner LM is needed. For a task it
    valid, the one that reads the most parameters from the task wins (it accounts for more of
    the task's constraints), ties going to the more similar;
 3. raises `NoProgramFits`, with a plain message that suggests configuring a planner LM, when
-   the best score is below ``threshold`` or no candidate's parameters can be read.
+   the best score is below ``threshold`` or no candidate's parameters can be read (with a
+   ``param_lm``, the best program's parameters are first asked of that LM under their JSON
+   schema).
 
 With ``feedback`` (the previous attempt failed) it moves on to the next candidate.
 """
@@ -24,11 +26,12 @@ from typing import Any
 import numpy as np
 
 from selfsteer.programs.registry import all_programs
-from selfsteer.smc import TextModel
+from selfsteer.smc import LanguageModel, TextModel
 
 from .embed import Embedder
 from .execute import MODEL_LOAD_LOCK
 from .extract import ExtractionError, extract_params
+from .lm_params import lm_params
 from .plan import NoProgramFits, Plan
 
 CONFIGURE_LM = (
@@ -54,6 +57,9 @@ class LibraryPlanner:
         embedder: an `Embedder` (default: the bundled all-MiniLM-L6-v2, loaded on first use).
         threshold: the lowest similarity at which a program can fit the task.
         margin: candidates scoring within this of the best one are tried in order.
+        param_lm: an LM (e.g. ``load_lm()``, the bundled follower) that fills in the best
+            program's parameters under their JSON schema when the rules cannot read them
+            (`planners.lm_params`); None (default): rules only.
     """
 
     name = "library"
@@ -65,11 +71,12 @@ class LibraryPlanner:
         embedder: Embedder | None = None,
         threshold: float = 0.45,
         margin: float = 0.25,
+        param_lm: LanguageModel | None = None,
     ):
         self.programs = list(programs) if programs is not None else all_programs()
         if not self.programs:
             raise ValueError("the library planner needs at least one library program")
-        self.threshold, self.margin = threshold, margin
+        self.threshold, self.margin, self.param_lm = threshold, margin, param_lm
         self._embedder = embedder
         self._texts: list[str] = []
         self._owners: list[int] = []
@@ -119,6 +126,11 @@ class LibraryPlanner:
                 continue
             found.append((cand, params))
         found.sort(key=lambda cp: -len(cp[1]))  # stable: among equals, the more similar first
+        if not found and self.param_lm is not None:
+            try:
+                found.append((top, lm_params(self.param_lm, top.program.SPEC, task)))
+            except ExtractionError as e:
+                problems.append(f"{top.program.SPEC.name} (parameter LM): {e}")
         if not found:
             raise NoProgramFits(
                 "A library program looks close to this task but its parameters could not be read "

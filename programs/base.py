@@ -59,8 +59,8 @@ class LibraryProgram(TextModel):
 
         At the start of the text or of a line: an ``opening`` token. After a sentence end: a
         ``capital_start``. After a word: its continuation (``cont``, and only while the word is
-        shorter than ``MAX_WORD_CHARS``), a comma or a new word (``new_word``), a sentence end
-        (``end``). After a comma: a new word (``new_word``).
+        shorter than ``MAX_WORD_CHARS``, with one apostrophe at most), a comma or a new word
+        (``new_word``), a sentence end (``end``). After a comma: a new word (``new_word``).
         """
         t = self.tokens
         text = self.text
@@ -70,13 +70,26 @@ class LibraryProgram(TextModel):
             return t.capital_start
         mask = t.word_start if new_word else t.none
         if text[-1] in LETTERS_DIGITS:
-            if cont and len(text.split()[-1]) < MAX_WORD_CHARS:
-                mask = mask | t.word_cont
+            if cont:
+                mask = mask | self.continuation()
             if new_word:
                 mask = mask | t.comma
             if end:
                 mask = mask | t.ends
         return mask
+
+    def continuation(self) -> TokenMask:
+        """Tokens that continue the word at the end of the text: more digits after a digit, more
+        letters after a letter (one apostrophe per word); none once the word has
+        ``MAX_WORD_CHARS`` characters, or after whitespace or punctuation."""
+        t = self.tokens
+        text = self.text
+        if not text or text[-1] not in LETTERS_DIGITS or len(text.split()[-1]) >= MAX_WORD_CHARS:
+            return t.none
+        if text[-1].isdigit():
+            return t.digit_cont
+        word = text.split()[-1]
+        return t.word_cont_plain if "'" in word or "’" in word else t.word_cont
 
     async def prose_token(self, *, new_word: bool, end: bool, cont: bool = True, extra: TokenMask | None = None) -> Token:
         """The next prose token (within ``extra`` if given; see ``prose_mask``).
@@ -92,15 +105,15 @@ class LibraryProgram(TextModel):
 
     # ----- helpers -------------------------------------------------------------------------
     async def word_ends(self) -> bool:
-        """Sample whether the current word is complete, i.e. the next token does not continue it
-        (a word of ``MAX_WORD_CHARS`` characters is complete).
+        """Sample whether the current word is complete, i.e. the next token is not in
+        ``continuation()`` (a word of ``MAX_WORD_CHARS`` characters is complete).
 
         Weighted like a token draw: ``log_w += log p(event) - log q(event)``; the next token is
         then restricted to continuations (False) or non-continuations (True).
         """
-        if not self.text or self.text[-1] not in LETTERS_DIGITS or len(self.text.split()[-1]) >= MAX_WORD_CHARS:
+        cont = self.continuation()
+        if cont is self.tokens.none:
             return True
-        cont = self.tokens.word_cont
         goes_on = await self.sample(self.prior.mask_dist(cont), proposal=self.proposal.mask_dist(cont))
         return not goes_on
 

@@ -15,7 +15,7 @@ from .base import LibraryProgram
 from .collie_sentences import check_word
 from .registry import ProgramSpec
 from .text import ends_sentence, same_word, sentences, words
-from .tokens import END_MARKS
+from .tokens import END_MARKS, continues_word
 
 FAMILY = "collie_paragraphs"
 
@@ -97,8 +97,8 @@ class SentenceCount(ParagraphProgram):
             ("Generate a paragraph with exactly 4 sentences, each with between 10 and 15 words.", {"n_sentences": 4, "min_words": 10, "max_words": 15}),
             ("Write a paragraph of exactly three sentences about autumn.", {"n_sentences": 3}),
             ("Generate a paragraph with 3 sentences, each with at least 15 words.", {"n_sentences": 3, "min_words": 15}),
-            ('Write a paragraph about the desert with exactly 6 sentences.', {'n_sentences': 6}),
-            ('Compose a paragraph of 4 sentences, each sentence having at most 12 words.', {'n_sentences': 4, 'max_words': 12}),
+            ("Write a paragraph about the desert with exactly 6 sentences.", {"n_sentences": 6}),
+            ("Compose a paragraph of 4 sentences, each sentence having at most 12 words.", {"n_sentences": 4, "max_words": 12}),
         ],
     )
 
@@ -140,8 +140,8 @@ class SentenceStarts(ParagraphProgram):
             ("Generate a paragraph where each sentence begins with the word 'soft'.", {"start_word": "soft"}),
             ("Write a paragraph of 4 sentences in which every sentence starts with 'Maybe'.", {"start_word": "Maybe", "n_sentences": 4}),
             ("Write three sentences that all begin with the word 'When'.", {"start_word": "When", "n_sentences": 3}),
-            ("Compose a paragraph in which each sentence starts with the word 'Sometimes'.", {'start_word': 'Sometimes'}),
-            ("Write a paragraph of 5 sentences, all beginning with 'I'.", {'start_word': 'I', 'n_sentences': 5}),
+            ("Compose a paragraph in which each sentence starts with the word 'Sometimes'.", {"start_word": "Sometimes"}),
+            ("Write a paragraph of 5 sentences, all beginning with 'I'.", {"start_word": "I", "n_sentences": 5}),
         ],
     )
 
@@ -194,8 +194,8 @@ class ForbiddenWords(ParagraphProgram):
             ("Generate a paragraph with at least 4 sentences, but do not use the words 'the', 'and' or 'of'.", {"forbidden": ["the", "and", "of"], "n_sentences": 4}),
             ("Write a paragraph about cities without using the words 'car', 'road' or 'street'.", {"forbidden": ["car", "road", "street"]}),
             ("Write 3 sentences about winter and avoid the words 'snow' and 'cold'.", {"forbidden": ["snow", "cold"], "n_sentences": 3}),
-            ("Compose a paragraph of 4 sentences about music that never uses the words 'song' or 'sound'.", {'forbidden': ['song', 'sound'], 'n_sentences': 4}),
-            ("Describe a forest in a paragraph, but you must not use the words 'tree', 'green' or 'leaf'.", {'forbidden': ['tree', 'green', 'leaf']}),
+            ("Compose a paragraph of 4 sentences about music that never uses the words 'song' or 'sound'.", {"forbidden": ["song", "sound"], "n_sentences": 4}),
+            ("Describe a forest in a paragraph, but you must not use the words 'tree', 'green' or 'leaf'.", {"forbidden": ["tree", "green", "leaf"]}),
         ],
     )
 
@@ -209,7 +209,7 @@ class ForbiddenWords(ParagraphProgram):
     async def step(self):
         before = self.text
         tok = await self.free_token(extra=self.tokens.not_words(self.forbidden))
-        if tok.id not in self.tokens.word_cont:  # every word of `before` is now complete
+        if not continues_word(tok.text):  # every word of `before` is now complete
             self.condition(not self.uses_forbidden(before))
         if self.all_written():
             await self.end()
@@ -246,16 +246,16 @@ class LastWords(ParagraphProgram):
             ("Generate a paragraph with 2 sentences that end in 'mind' and 'soul' respectively.", {"last_words": ["mind", "soul"]}),
             ("Write three sentences; the first must end with 'light', the second with 'stone', the third with 'home'.", {"last_words": ["light", "stone", "home"]}),
             ("Write a short paragraph whose sentences end with the words 'rain' and 'again'.", {"last_words": ["rain", "again"]}),
-            ("Compose a paragraph of 3 sentences whose final words are 'fire', 'ice' and 'water', in that order.", {'last_words': ['fire', 'ice', 'water']}),
-            ("Write a paragraph with two sentences; the first ends with 'dawn' and the second ends with 'dusk'.", {'last_words': ['dawn', 'dusk']}),
+            ("Compose a paragraph of 3 sentences whose final words are 'fire', 'ice' and 'water', in that order.", {"last_words": ["fire", "ice", "water"]}),
+            ("Write a paragraph with two sentences; the first ends with 'dawn' and the second ends with 'dusk'.", {"last_words": ["dawn", "dusk"]}),
         ],
     )
+
+    MISSING_WORD_COST = 8.0  # nats: a rough prior log-probability of forcing a word
 
     def __init__(self, lm: LanguageModel, task: str, *, last_words: list[str]):
         super().__init__(lm, task, n_sentences=len(last_words), min_words=5, max_words=18)
         self.last_words = [check_word(w, "each last word") for w in last_words]
-
-    MISSING_WORD_COST = 8.0  # nats: a rough prior log-probability of forcing a word
 
     async def step(self):
         await self.write_next()
@@ -276,7 +276,7 @@ class LastWords(ParagraphProgram):
             return
         if n >= self.min_words:
             if not await self.word_ends():
-                await self.next_token(self.tokens.word_cont)
+                await self.next_token(self.continuation())
                 return
             if await self.propose_text([" " + target], at_least=1.0 / (self.max_words - n + 1)) is not None:
                 self.fixed_last = True

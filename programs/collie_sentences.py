@@ -56,8 +56,8 @@ class ExactWordCount(LibraryProgram):
             ("Write a sentence with exactly 12 words.", {"n_words": 12}),
             ("Generate a sentence about the ocean that has exactly eight words.", {"n_words": 8}),
             ("Please write a single sentence containing 15 words, no more and no less.", {"n_words": 15}),
-            ('Generate a 10-word sentence about a busy train station.', {'n_words': 10}),
-            ('Make a sentence about friendship made of exactly twenty words.', {'n_words': 20}),
+            ("Generate a 10-word sentence about a busy train station.", {"n_words": 10}),
+            ("Make a sentence about friendship made of exactly twenty words.", {"n_words": 20}),
         ],
     )
 
@@ -114,8 +114,8 @@ class WordsAtPositions(LibraryProgram):
             ),
             ("Write a sentence whose first word is 'Yesterday' and whose fifth word is 'river'.", {"words_at": {"1": "Yesterday", "5": "river"}}),
             ("Write a sentence in which the second word is 'old' and the sixth word is 'sea'.", {"words_at": {"2": "old", "6": "sea"}}),
-            ("Create a sentence of 9 words in which the 4th word is 'blue' and the last word is 'sky'.", {'words_at': {'4': 'blue', '9': 'sky'}, 'n_words': 9}),
-            ("Produce a sentence where the third word must be 'under'.", {'words_at': {'3': 'under'}}),
+            ("Create a sentence of 9 words in which the 4th word is 'blue' and the last word is 'sky'.", {"words_at": {"4": "blue", "9": "sky"}, "n_words": 9}),
+            ("Produce a sentence where the third word must be 'under'.", {"words_at": {"3": "under"}}),
         ],
     )
 
@@ -138,7 +138,7 @@ class WordsAtPositions(LibraryProgram):
                 await self.extend_with(forced[0].upper() + forced[1:] if n == 0 else " " + forced)
                 self.fixed_last = True
             else:
-                await self.next_token(self.tokens.word_cont)
+                await self.next_token(self.continuation())
             return
         tok = await self.prose_token(new_word=n < self.max_words, end=n >= self.min_words, cont=not self.fixed_last)
         self.fixed_last = False
@@ -186,8 +186,8 @@ class MaxWordLength(LibraryProgram):
             ),
             ("Write a sentence of at least 10 words where no word has more than 4 letters.", {"max_word_chars": 4, "min_words": 10}),
             ("Write a sentence using only words of at most five characters.", {"max_word_chars": 5}),
-            ('Write a sentence of at least 12 words in which no word is longer than 3 letters.', {'max_word_chars': 3, 'min_words': 12}),
-            ('Generate a sentence where every word has fewer than 6 letters.', {'max_word_chars': 5}),
+            ("Write a sentence of at least 12 words in which no word is longer than 3 letters.", {"max_word_chars": 3, "min_words": 12}),
+            ("Generate a sentence where every word has fewer than 6 letters.", {"max_word_chars": 5}),
         ],
     )
 
@@ -203,7 +203,8 @@ class MaxWordLength(LibraryProgram):
         t = self.tokens
         n = count_words(self.text)
         room = self.max_word_chars - len(current_word(self.text))
-        fits = ((t.opening | t.word_start) & t.word_length(self.max_word_chars)) | (t.word_cont & t.word_length(room))
+        start = t.opening if not self.text else t.word_start  # (opening tokens also continue words)
+        fits = (start & t.word_length(self.max_word_chars)) | (self.continuation() & t.word_length(room))
         tok = await self.prose_token(
             new_word=n < self.max_words, end=n >= self.min_words, cont=room > 0, extra=fits | t.comma | t.ends
         )
@@ -248,8 +249,8 @@ class IncludeWords(LibraryProgram):
             ),
             ("Write a sentence that uses the words 'river', 'lantern' and 'quiet'.", {"words": ["river", "lantern", "quiet"]}),
             ("Compose one sentence containing the words 'clock' and 'garden'.", {"words": ["clock", "garden"]}),
-            ("Make a sentence that includes the words 'candle', 'storm' and 'bread'.", {'words': ['candle', 'storm', 'bread']}),
-            ("Write one sentence about travel that must contain the word 'passport'.", {'words': ['passport']}),
+            ("Make a sentence that includes the words 'candle', 'storm' and 'bread'.", {"words": ["candle", "storm", "bread"]}),
+            ("Write one sentence about travel that must contain the word 'passport'.", {"words": ["passport"]}),
         ],
     )
 
@@ -276,7 +277,7 @@ class IncludeWords(LibraryProgram):
         missing = self.missing()
         if missing and n < self.max_words:
             if not (self.fixed_last or await self.word_ends()):
-                await self.next_token(self.tokens.word_cont)
+                await self.next_token(self.continuation())
                 return
             texts = [w[0].upper() + w[1:] if n == 0 else " " + w for w in missing]
             at_least = min(1.0, len(missing) / (self.max_words - n)) / len(missing)
@@ -318,8 +319,8 @@ class ExactCharCount(LibraryProgram):
             ("Please generate a sentence with exactly 82 characters. Include whitespace into your character count.", {"n_chars": 82}),
             ("Write a sentence that is exactly 40 characters long, counting spaces and punctuation.", {"n_chars": 40}),
             ("Produce a single sentence of precisely 60 characters.", {"n_chars": 60}),
-            ('Generate a sentence about dogs with exactly 45 characters including spaces.', {'n_chars': 45}),
-            ('I need a sentence that is precisely 70 characters long.', {'n_chars': 70}),
+            ("Generate a sentence about dogs with exactly 45 characters including spaces.", {"n_chars": 45}),
+            ("I need a sentence that is precisely 70 characters long.", {"n_chars": 70}),
         ],
     )
 
@@ -375,8 +376,8 @@ class BannedLetter(LibraryProgram):
             ("Write a sentence that does not use the letter 'e'.", {"letter": "e"}),
             ("Generate a sentence about summer without using the letter a.", {"letter": "a"}),
             ("Write a sentence of at least 8 words in which the letter 'o' never appears.", {"letter": "o", "min_words": 8}),
-            ("Compose a sentence in which the letter 'i' never appears.", {'letter': 'i'}),
-            ('Give me a sentence about the city that avoids the letter s entirely.', {'letter': 's'}),
+            ("Compose a sentence in which the letter 'i' never appears.", {"letter": "i"}),
+            ("Give me a sentence about the city that avoids the letter s entirely.", {"letter": "s"}),
         ],
     )
 

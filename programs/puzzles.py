@@ -16,7 +16,7 @@ from .collie_paragraphs import sentence_state
 from .collie_sentences import check_word
 from .registry import ProgramSpec
 from .text import count_words, ends_sentence, lines, same_word, words
-from .tokens import END_MARKS, LETTERS_DIGITS, PROSE_CHARS
+from .tokens import END_MARKS, LETTERS_DIGITS, PROSE_CHARS, continues_word
 
 FAMILY = "puzzles"
 ITEM_LINE = re.compile(r"^- (?P<name>[^:$\n]+): \$(?P<dollars>\d+)\.(?P<cents>\d\d)$")
@@ -48,8 +48,8 @@ class SquarePoem(LibraryProgram):
             ("Write a poem with 8 lines, where each line has exactly 8 words.", {"n": 8}),
             ("Write a square poem: 5 lines of 5 words each.", {"n": 5}),
             ("Compose a poem about the sea with four lines, each line containing exactly four words.", {"n": 4}),
-            ('Write a 6-line poem about the wind in which every line has exactly 6 words.', {'n': 6}),
-            ('Compose a poem of three lines with three words per line.', {'n': 3}),
+            ("Write a 6-line poem about the wind in which every line has exactly 6 words.", {"n": 6}),
+            ("Compose a poem of three lines with three words per line.", {"n": 3}),
         ],
     )
 
@@ -67,7 +67,7 @@ class SquarePoem(LibraryProgram):
         else:
             mask = self.lm.masks.eos if last_line else t.newline
             if self.text[-1] in LETTERS_DIGITS:
-                mask = mask | t.word_cont | t.ends | (t.none if last_line else t.comma)
+                mask = mask | self.continuation() | t.ends | (t.none if last_line else t.comma)
         tok = await self.next_token(mask)
         if tok.is_eos:
             self.finish(self.text)
@@ -115,8 +115,8 @@ class IngredientList(LibraryProgram):
             ),
             ("List the ingredients for a vegetable soup, no more than 6 items, with prices adding up to at most $12.", {"max_items": 6, "budget": 12.0}),
             ("Give me a shopping list of up to 5 ingredients for pancakes with a total budget of $10.50.", {"max_items": 5, "budget": 10.5}),
-            ('Make a grocery list with no more than 4 items for a fruit salad, each with a price, total under $9.', {'max_items': 4, 'budget': 8.99}),
-            ('Write an ingredients list for guacamole with up to 6 ingredients and prices in dollars that add up to at most $15.', {'max_items': 6, 'budget': 15.0}),
+            ("Make a grocery list with no more than 4 items for a fruit salad, each with a price, total under $9.", {"max_items": 4, "budget": 8.99}),
+            ("Write an ingredients list for guacamole with up to 6 ingredients and prices in dollars that add up to at most $15.", {"max_items": 6, "budget": 15.0}),
         ],
     )
 
@@ -179,9 +179,10 @@ class TripItinerary(LibraryProgram):
     """A one-day itinerary of ``n_activities`` lines "H:MM-H:MM: activity", in order, without
     overlaps, between ``start_hour`` and ``end_hour`` (24-hour clock, half-hour slots).
 
-    Strategy: one line per step: write the start and end times with ``one_of`` over the slots that
-    keep the day in order and leave 30 minutes for every activity still to come; then the LM
-    describes the activity (prose tokens up to a newline, or EOS on the last line).
+    Strategy: one line per step: the first activity starts when the day does; later start times
+    and all end times are written with ``one_of`` over the slots that keep the day in order and
+    leave 30 minutes for every activity still to come; then the LM describes the activity (prose
+    tokens up to a newline, or EOS on the last line).
     Step granularity: one activity line.
     End conditions: EOS after the last activity (forced if its description runs long).
     """
@@ -211,20 +212,21 @@ class TripItinerary(LibraryProgram):
             ),
             ("Make a day itinerary for Rome with 5 activities from 8:00 to 20:00, one per line with start and end times.", {"n_activities": 5, "start_hour": 8, "end_hour": 20}),
             ("Write a schedule of 3 activities for a day trip to the beach, between 10 AM and 4 PM.", {"n_activities": 3, "start_hour": 10, "end_hour": 16}),
-            ('Create an itinerary for a day in London with 4 stops between 9 AM and 5 PM, each with start and end times.', {'n_activities': 4, 'start_hour': 9, 'end_hour': 17}),
-            ('Schedule 6 activities for a day in Tokyo from 8:00 to 21:00, one line per activity with times.', {'n_activities': 6, 'start_hour': 8, 'end_hour': 21}),
+            ("Create an itinerary for a day in London with 4 stops between 9 AM and 5 PM, each with start and end times.", {"n_activities": 4, "start_hour": 9, "end_hour": 17}),
+            ("Schedule 6 activities for a day in Tokyo from 8:00 to 21:00, one line per activity with times.", {"n_activities": 6, "start_hour": 8, "end_hour": 21}),
         ],
     )
 
     SLOT = 30
+    DESCRIPTION_TOKENS = 24
 
     def __init__(self, lm: LanguageModel, task: str, *, n_activities: int, start_hour: int = 9, end_hour: int = 18):
         if (end_hour - start_hour) * 60 < n_activities * self.SLOT:
             raise ValueError(f"{n_activities} activities of 30 minutes do not fit between {start_hour}:00 and {end_hour}:00")
-        super().__init__(lm, task, max_tokens=30 * n_activities + 10)
+        super().__init__(lm, task, max_tokens=(self.DESCRIPTION_TOKENS + 16) * n_activities + 10)
         self.n_activities, self.start_hour, self.end_hour = n_activities, start_hour, end_hour
         t = self.tokens
-        self.describe_tokens = t.word_start | t.word_cont | t.comma | t.ends
+        self.describe_tokens = t.word_start | t.word_cont | t.digit_cont | t.comma | t.ends
 
     def activity_times(self, text: str) -> list[tuple[int, int]]:
         out = []
@@ -240,13 +242,17 @@ class TripItinerary(LibraryProgram):
             await self.extend_with("\n")
         earliest = done[-1][1] if done else self.start_hour * 60
         latest_end = self.end_hour * 60 - self.SLOT * (self.n_activities - i - 1)
-        start = await self.one_of([clock(m) + "-" for m in range(earliest, latest_end - self.SLOT + 1, self.SLOT)])
+        if i == 0:  # the day starts with the first activity
+            await self.extend_with(clock(earliest) + "-")
+            start = clock(earliest) + "-"
+        else:
+            start = await self.one_of([clock(m) + "-" for m in range(earliest, latest_end - self.SLOT + 1, self.SLOT)])
         begin = int(start[:-1].split(":")[0]) * 60 + int(start[:-1].split(":")[1])
         await self.one_of([clock(m) + ":" for m in range(begin + self.SLOT, latest_end + 1, self.SLOT)])
         await self.next_token(self.tokens.capital_start)
         last = i + 1 == self.n_activities
         closing = self.lm.masks.eos if last else self.tokens.newline
-        chunk = await self.chunk_within(self.describe_tokens | closing, stop="\n", max_tokens=16, allow_eos=last)
+        chunk = await self.chunk_within(self.describe_tokens | closing, stop="\n", max_tokens=self.DESCRIPTION_TOKENS, allow_eos=last)
         if chunk.eos:
             self.finish(self.text)
         elif last:
@@ -299,8 +305,8 @@ class GrantAbstract(LibraryProgram):
             ),
             ("Write a grant proposal abstract about urban gardening in 40 to 60 words, beginning with 'Abstract:'.", {"min_words": 40, "max_words": 60}),
             ("Draft the abstract of a research grant on coral reefs, at most 50 words and at least 30, without the words ocean or climate.", {"min_words": 30, "max_words": 50, "forbidden": ["ocean", "climate"]}),
-            ("Write a grant proposal abstract on soil microbes starting with 'Abstract:'; it must be between 50 and 80 words and must not use the words 'bacteria' or 'farm'.", {'min_words': 50, 'max_words': 80, 'forbidden': ['bacteria', 'farm']}),
-            ("Write the abstract of a grant proposal about youth literacy, 60 to 90 words long, starting with 'Abstract:'.", {'min_words': 60, 'max_words': 90}),
+            ("Write a grant proposal abstract on soil microbes starting with 'Abstract:'; it must be between 50 and 80 words and must not use the words 'bacteria' or 'farm'.", {"min_words": 50, "max_words": 80, "forbidden": ["bacteria", "farm"]}),
+            ("Write the abstract of a grant proposal about youth literacy, 60 to 90 words long, starting with 'Abstract:'.", {"min_words": 60, "max_words": 90}),
         ],
     )
 
@@ -341,7 +347,7 @@ class GrantAbstract(LibraryProgram):
             _, in_sentence = sentence_state(self.body(before))
             end = in_sentence >= self.MIN_SENTENCE_WORDS or n >= self.max_words
             tok = await self.prose_token(new_word=n < self.max_words, end=end, extra=t.not_words(self.forbidden))
-        if tok.id not in t.word_cont:  # every word of `before` is now complete
+        if not continues_word(tok.text):  # every word of `before` is now complete
             self.condition(not self.uses_forbidden(before))
         if tok.is_eos:
             self.finish(self.text)

@@ -7,10 +7,12 @@ allows nothing else knows exactly where words and sentences begin and end:
 - ``opening``: starts a text or a line: a letter first, no whitespace ("The", "Once").
 - ``word_start``: one space then a letter or digit (" cat", " Paris,"): starts a new word.
 - ``capital_start``: a ``word_start`` whose first letter is upper case (starts a sentence).
-- ``word_cont``: no whitespace, a lower-case letter, digit or apostrophe first ("s", "'t",
-  "ing,"): continues the current word.
+- ``word_cont``: no whitespace, lower-case letters, an apostrophe may lead ("s", "'t", "ing,"):
+  continues a word of letters; ``word_cont_plain``: those without an apostrophe;
+  ``digit_cont``: digits ("5", "00,"): continues a number.
 
-Only a word's first letter may be upper case (no "THOUSANDS", no "tHIS").
+Only a word's first letter may be upper case (no "THOUSANDS", no "tHIS"), and a word is letters
+or digits, not both ("c1n").
 - ``comma``: exactly ",".
 - ``ends``: exactly ".", "!" or "?".
 - ``newline``: exactly "\\n".
@@ -45,21 +47,37 @@ def _plain_case(t: str) -> bool:
     return not any(c.isupper() for c in t.lstrip()[1:])
 
 
+def _one_kind(t: str) -> bool:
+    """Letters or digits, not both ("c1n" is not a word)."""
+    return not (any(c.isdigit() for c in t) and any(c.isalpha() for c in t))
+
+
 def is_opening(t: str) -> bool:
-    return _prose_body(t) and t[0] in string.ascii_letters and _plain_case(t)
+    return _prose_body(t) and t[0] in string.ascii_letters and _plain_case(t) and _one_kind(t)
 
 
 def is_word_start(t: str) -> bool:
-    return len(t) > 1 and t[0] == " " and t[1] in LETTERS_DIGITS and _prose_body(t[1:]) and _plain_case(t)
+    return len(t) > 1 and t[0] == " " and t[1] in LETTERS_DIGITS and _prose_body(t[1:]) and _plain_case(t) and _one_kind(t)
 
 
 def is_word_cont(t: str) -> bool:
+    """Continues a word of letters: lower-case letters (an apostrophe may lead), maybe a comma."""
     return (
         _prose_body(t)
-        and (t[0] in LETTERS_DIGITS or t[0] in "'’")
-        and any(c in LETTERS_DIGITS for c in t)
-        and not any(c.isupper() for c in t)
+        and (t[0] in string.ascii_lowercase or t[0] in "'’")
+        and any(c.isalpha() for c in t)
+        and not any(c.isupper() or c.isdigit() for c in t)
     )
+
+
+def is_digit_cont(t: str) -> bool:
+    """Continues a number: digits, maybe a comma."""
+    return bool(t.rstrip(",")) and t.rstrip(",").isdigit() and t.isascii()
+
+
+def continues_word(t: str) -> bool:
+    """A token that extends the word before it (no leading space, not punctuation)."""
+    return bool(t) and (t[0] in LETTERS_DIGITS or t[0] in "'’")
 
 
 def word_chars(t: str) -> int:
@@ -76,6 +94,8 @@ class ProseTokens:
     word_start: TokenMask
     capital_start: TokenMask
     word_cont: TokenMask
+    word_cont_plain: TokenMask
+    digit_cont: TokenMask
     comma: TokenMask
     ends: TokenMask
     newline: TokenMask
@@ -90,6 +110,8 @@ class ProseTokens:
             word_start=m.where("prose.word_start", is_word_start),
             capital_start=m.where("prose.capital_start", lambda t: is_word_start(t) and t[1].isupper()),
             word_cont=m.where("prose.word_cont", is_word_cont),
+            word_cont_plain=m.where("prose.word_cont_plain", lambda t: is_word_cont(t) and "'" not in t and "’" not in t),
+            digit_cont=m.where("prose.digit_cont", is_digit_cont),
             comma=m.where("prose.comma", lambda t: t == ","),
             ends=m.where("prose.ends", lambda t: t in END_MARKS),
             newline=m.where("prose.newline", lambda t: t == "\n"),

@@ -1,0 +1,180 @@
+"""Self-steering on COLLIE-style and puzzle tasks: the library planner + SMC vs the follower alone.
+
+For every task of ``benchmarks/tasks/self_steering.jsonl`` (JSON lines: id, family, task,
+constraints; see `selfsteer.programs.tasks`):
+
+- **selfsteer**: the offline `LibraryPlanner` picks a program and its parameters, which runs with
+  SMC (``--particles`` particles) on the bundled SmolLM2-135M-Instruct. *pass* = its answer (the
+  most probable output) satisfies the task's constraints, checked by the independent checker;
+  *weighted pass@1* = the posterior probability of outputs that satisfy them (DisCIPL's metric).
+- **follower alone**: the same number of plain samples from the follower prompted with the task
+  (equal weights). *pass* and *weighted pass@1* are both the fraction of samples that satisfy the
+  constraints (the chance that one plain sample passes); *pass@N* = at least one sample passes.
+
+Writes ``benchmarks/results/self_steering.json`` (totals, per family, every task with its
+outputs) and a PNG bar chart beside it.
+
+    python benchmarks/bench_self_steering.py --particles 8 [--threads 1] [--only sent_] [--limit 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from selfsteer.planners.library import LibraryPlanner
+from selfsteer.planners.plan import NoProgramFits
+from selfsteer.programs.registry import get_program
+from selfsteer.programs.tasks import load_tasks, passes
+from selfsteer.smc import ProgramError, TextModel, load_lm, smc
+
+HERE = Path(__file__).resolve().parent
+BASELINE_TOKENS = {"collie_sentences": 64, "collie_paragraphs": 192, "puzzles": 256}
+
+
+class FollowerAlone(TextModel):
+    """Plain sampling: the follower prompted with the task writes until EOS or ``max_tokens``."""
+
+    def __init__(self, lm, task: str, *, max_tokens: int):
+        super().__init__(lm, task, max_tokens=max_tokens + 1)
+        self.budget = max_tokens
+
+    async def step(self):
+        await self.extend(max_tokens=self.budget, allow_eos=True)
+        self.finish(self.text.strip())
+
+
+def run_selfsteer(lm, planner: LibraryPlanner, row: dict[str, Any], n: int, seed: int, time_limit: float) -> dict[str, Any]:
+    t0 = time.monotonic()
+    out: dict[str, Any] = {"program": None, "params": None, "planned_as_expected": False, "answer": None,
+                           "passed": False, "weighted_pass": 0.0, "own_check": None, "error": None, "outputs": []}
+    try:
+        plan = planner.plan(row["task"])
+    except NoProgramFits as e:
+        out["error"] = f"NoProgramFits: {e}"
+        out["seconds"] = time.monotonic() - t0
+        return out
+    expected = row.get("checker") or {}
+    out.update(program=plan.program_name, params=plan.params,
+               planned_as_expected=(plan.program_name, plan.params) == (expected.get("program"), expected.get("params")))
+    try:
+        program = get_program(plan.program_name)(lm, row["task"], **plan.params)
+        result = smc(program, n, seed=seed, time_limit=time_limit)
+    except ProgramError as e:
+        out["error"] = str(e)
+        out["seconds"] = time.monotonic() - t0
+        return out
+    posterior = result.posterior
+    out["answer"] = result.best
+    out["passed"] = result.best is not None and passes(row["constraints"], result.best)
+    out["weighted_pass"] = sum(p for o, p in posterior.items() if passes(row["constraints"], o))
+    out["own_check"] = None if result.best is None else bool(program.check(result.best))
+    out["status"] = str(result.status)
+    out["outputs"] = [{"text": o, "probability": p} for o, p in posterior.items()]
+    out["seconds"] = time.monotonic() - t0
+    return out
+
+
+def run_baseline(lm, row: dict[str, Any], n: int, seed: int) -> dict[str, Any]:
+    t0 = time.monotonic()
+    budget = BASELINE_TOKENS.get(row["family"], 192)
+    result = smc(FollowerAlone(lm, row["task"], max_tokens=budget), n, ess_threshold=0.0, seed=seed)
+    outputs = [p.output for p in result.particles]
+    ok = [bool(o) and passes(row["constraints"], o) for o in outputs]
+    return {"pass_fraction": sum(ok) / n, "pass_at_n": any(ok), "outputs": outputs, "seconds": time.monotonic() - t0}
+
+
+def mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    s = [r["selfsteer"] for r in rows]
+    b = [r["baseline"] for r in rows]
+    return {
+        "n_tasks": len(rows),
+        "selfsteer": {"pass_rate": mean([float(x["passed"]) for x in s]), "weighted_pass@1": mean([x["weighted_pass"] for x in s]),
+                      "seconds_per_task": mean([x["seconds"] for x in s]),
+                      "planned_as_expected": mean([float(x["planned_as_expected"]) for x in s])},
+        "follower_alone": {"pass_rate": mean([x["pass_fraction"] for x in b]), "weighted_pass@1": mean([x["pass_fraction"] for x in b]),
+                           "pass@N": mean([float(x["pass_at_n"]) for x in b]), "seconds_per_task": mean([x["seconds"] for x in b])},
+    }
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = ["all", *report["by_family"]]
+    stats = [report["totals"], *report["by_family"].values()]
+    bars = [("selfsteer pass rate", lambda t: t["selfsteer"]["pass_rate"]),
+            ("selfsteer weighted pass@1", lambda t: t["selfsteer"]["weighted_pass@1"]),
+            ("follower alone pass@1", lambda t: t["follower_alone"]["pass_rate"]),
+            ("follower alone pass@N", lambda t: t["follower_alone"]["pass@N"])]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.2
+    for i, (label, get) in enumerate(bars):
+        ax.bar([g + i * width for g in range(len(groups))], [get(t) or 0.0 for t in stats], width, label=label)
+    ax.set_xticks([g + 1.5 * width for g in range(len(groups))],
+                  [f"{g}\n({t['n_tasks']} tasks)" for g, t in zip(groups, stats, strict=True)])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("fraction of tasks")
+    ax.set_title(f"Library planner + SMC ({report['settings']['particles']} particles) vs the follower alone, SmolLM2-135M")
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tasks", type=Path, default=HERE / "tasks" / "self_steering.jsonl")
+    p.add_argument("--particles", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--time-limit", type=float, default=900.0, help="seconds per SMC run")
+    p.add_argument("--only", default=None, help="run only tasks whose id starts with this")
+    p.add_argument("--limit", type=int, default=None, help="run at most this many tasks")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 helps on a busy machine)")
+    p.add_argument("--out", type=Path, default=HERE / "results" / "self_steering.json")
+    args = p.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    rows = [r for r in load_tasks(args.tasks) if args.only is None or r["id"].startswith(args.only)][: args.limit]
+    lm = load_lm()
+    planner = LibraryPlanner()
+    done = []
+    for row in tqdm(rows, desc="tasks", unit="task"):
+        record = {"id": row["id"], "family": row["family"], "task": row["task"], "constraints": row["constraints"]}
+        record["selfsteer"] = run_selfsteer(lm, planner, row, args.particles, args.seed, args.time_limit)
+        record["baseline"] = run_baseline(lm, row, args.particles, args.seed)
+        done.append(record)
+        tqdm.write(f"{row['id']:24} selfsteer {'PASS' if record['selfsteer']['passed'] else 'fail'} "
+                   f"w={record['selfsteer']['weighted_pass']:.2f} ({record['selfsteer']['seconds']:.0f}s)  "
+                   f"alone {record['baseline']['pass_fraction']:.2f}  | {str(record['selfsteer']['answer'])[:70]!r}")
+    families = sorted({r["family"] for r in done})
+    report = {
+        "settings": {"particles": args.particles, "seed": args.seed, "follower": lm.name, "planner": "library",
+                     "tasks_file": str(args.tasks.relative_to(HERE.parent) if args.tasks.is_relative_to(HERE.parent) else args.tasks)},
+        "totals": totals(done),
+        "by_family": {f: totals([r for r in done if r["family"] == f]) for f in families},
+        "tasks": done,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    plot(report, args.out.with_suffix(".png"))
+    t = report["totals"]
+    print(json.dumps(t, indent=2))
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""The offline library planner: retrieval with the bundled MiniLM, rule-based parameters, NoProgramFits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from selfsteer.planners.extract import ExtractionError, bounds_of, extract_params, number
+from selfsteer.planners.library import LibraryPlanner
+from selfsteer.planners.plan import NoProgramFits
+from selfsteer.programs.registry import all_programs
+
+TASKS = Path(__file__).resolve().parents[1] / "benchmarks" / "tasks" / "self_steering.jsonl"
+
+# Paraphrases written for this test (not among the programs' examples or the benchmark tasks).
+PARAPHRASES = [
+    ("Write a 14-word sentence about coffee.", "sentence_word_count", {"n_words": 14}),
+    ("Can you write me a sentence that's exactly eleven words long?", "sentence_word_count", {"n_words": 11}),
+    ("Write a sentence where the 1st word is 'Under' and the 4th word is 'stars'.", "sentence_words_at_positions", {"words_at": {"1": "Under", "4": "stars"}}),
+    ("Write a sentence of at least 18 words, none of them longer than five letters.", "sentence_max_word_length", {"max_word_chars": 5, "min_words": 18}),
+    ("Please write a sentence that contains the words 'violin', 'rain' and 'window'.", "sentence_including_words", {"words": ["violin", "rain", "window"]}),
+    ("Write a sentence exactly 55 characters in length.", "sentence_char_count", {"n_chars": 55}),
+    ("Write a sentence without the letter 'u'.", "sentence_without_letter", {"letter": "u"}),
+    ("Write a paragraph that has exactly 3 sentences.", "paragraph_sentence_count", {"n_sentences": 3}),
+    ("Write a paragraph in which all sentences start with the word 'Never'.", "paragraph_sentence_starts", {"start_word": "Never"}),
+    ("Write a paragraph about trains that avoids the words 'track', 'engine' and 'station'.", "paragraph_forbidden_words", {"forbidden": ["track", "engine", "station"]}),
+    ("Write 2 sentences where the first ends with 'gold' and the second ends with 'silver'.", "paragraph_last_words", {"last_words": ["gold", "silver"]}),
+    ("Write a poem of 5 lines with 5 words in each line.", "square_poem", {"n": 5}),
+    ("List at most 6 ingredients with prices for a pizza, spending no more than $20.", "ingredient_list_budget", {"max_items": 6, "budget": 20.0}),
+    ("Plan my day in Berlin: 5 activities between 9:00 and 19:00, with times.", "trip_itinerary", {"n_activities": 5, "start_hour": 9, "end_hour": 19}),
+    ("Write a grant proposal abstract on ocean plastics of 50 to 70 words, starting with 'Abstract:'.", "grant_abstract", {"min_words": 50, "max_words": 70}),
+    ('Reply with JSON valid under {"type": "object", "properties": {"answer": {"type": "string"}}}.', "json_schema", {"schema": {"type": "object", "properties": {"answer": {"type": "string"}}}}),
+    ("Give me a phone number that matches the regex `[0-9]{3}-[0-9]{4}`.", "regex", {"pattern": "[0-9]{3}-[0-9]{4}"}),
+]
+UNRELATED = [
+    "What is the capital of France?", "Translate 'good morning' into German.", "Solve 2x + 3 = 7.",
+    "Write a Python function that reverses a list.", "Summarize the plot of Hamlet.", "Write a haiku about autumn.",
+    "Write a story about a dragon.", "Write a sentence.", "Tell me a joke.",
+]
+
+
+@pytest.fixture(scope="module")
+def planner():
+    return LibraryPlanner()
+
+
+def example_cases():
+    return [(task, cls.SPEC.name, params) for cls in all_programs() for task, params in cls.SPEC.examples]
+
+
+def benchmark_cases():
+    rows = [json.loads(line) for line in TASKS.read_text().splitlines() if line.strip()]
+    return [(r["task"], r["checker"]["program"], r["checker"]["params"]) for r in rows]
+
+
+@pytest.mark.parametrize("task, name, params", example_cases() + benchmark_cases() + PARAPHRASES)
+def test_extraction_rules_read_the_parameters(task, name, params):
+    assert extract_params(name, task) == params
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task, name, params", example_cases() + benchmark_cases() + PARAPHRASES)
+def test_planner_picks_the_program_and_its_parameters(planner, task, name, params):
+    plan = planner.plan(task)
+    assert (plan.program_name, plan.params) == (name, params)
+    assert plan.origin == "library" and plan.trusted
+    assert f"class {plan.class_name}(" in plan.source
+
+
+@pytest.mark.parametrize("task", UNRELATED)
+def test_unrelated_tasks_get_no_program_fits(planner, task):
+    with pytest.raises(NoProgramFits, match="planner LM"):
+        planner.plan(task)
+
+
+def test_similarity_ranks_the_right_program_first_for_each_description(planner):
+    for cls in all_programs():
+        assert planner.rank(cls.SPEC.description)[0].program is cls
+
+
+def test_feedback_moves_to_the_next_candidate_then_gives_up(planner):
+    task = "Write a sentence of 8 words whose first word is 'Every' and whose last word is 'home'."
+    first = planner.plan(task)
+    assert first.program_name == "sentence_words_at_positions"
+    second = planner.plan(task, feedback="ProgramError: boom")
+    assert second.program_name == "sentence_word_count" and second.params == {"n_words": 8}
+    with pytest.raises(NoProgramFits, match="all failed; last error: ProgramError: boom"):
+        planner.plan(task, feedback="ProgramError: boom")
+    assert planner.plan(task).program_name == "sentence_words_at_positions"  # a fresh plan starts over
+
+
+def test_parameters_that_cannot_be_read_say_so(planner):
+    with pytest.raises(NoProgramFits, match="parameters could not be read"):
+        planner.plan("Write a sentence with some number of words.")
+
+
+def test_bad_task_is_a_clear_error(planner):
+    with pytest.raises(ValueError, match="non-empty text"):
+        planner.plan("   ")
+
+
+# ----- rule primitives ---------------------------------------------------------------------------
+SPELLED = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+           "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+
+
+def spell(n: int) -> str:
+    if n < 20:
+        return SPELLED[n]
+    return TENS[n // 10] + ("" if n % 10 == 0 else "-" + SPELLED[n % 10])
+
+
+@given(st.integers(0, 99))
+def test_numbers_in_digits_and_words(n):
+    assert number(str(n)) == n
+    assert number(spell(n)) == n
+
+
+@given(n=st.integers(1, 60), spelled=st.booleans(), template=st.sampled_from([
+    "Write a sentence with exactly {} words.", "Write a {}-word sentence.", "Give me one sentence of {} words, please.",
+]))
+def test_word_count_read_from_templates(n, spelled, template):
+    task = template.format(spell(n) if spelled else n)
+    assert extract_params("sentence_word_count", task) == {"n_words": n}
+
+
+@given(low=st.integers(1, 50), width=st.integers(0, 50))
+def test_bounds(low, width):
+    high = low + width
+    assert bounds_of(f"between {low} and {high} words", "words?") == (low, high)
+    assert bounds_of(f"{low} to {high} words long", "words?") == (low, high)
+    assert bounds_of(f"at least {low} words", "words?") == (low, None)
+    assert bounds_of(f"at most {high} words", "words?") == (None, high)
+    assert bounds_of(f"fewer than {high + 1} words", "words?") == (None, high)
+
+
+def test_bounds_are_not_exact_counts():
+    with pytest.raises(ExtractionError):
+        extract_params("sentence_word_count", "Write a sentence of at least 12 words.")
+    with pytest.raises(ExtractionError):
+        extract_params("sentence_char_count", "Use words of less than six characters.")
+    with pytest.raises(ExtractionError, match="forbids words"):
+        extract_params("sentence_including_words", "Write a paragraph without using the words 'sun' and 'moon'.")
+
+
+def test_budgets_and_times():
+    assert extract_params("ingredient_list_budget", "At most 3 ingredients for under $7.50.") == {"max_items": 3, "budget": 7.49}
+    assert extract_params("trip_itinerary", "3 activities from 10 AM to 4 PM.") == {"n_activities": 3, "start_hour": 10, "end_hour": 16}
+    assert extract_params("trip_itinerary", "2 stops between 12 pm and 6 pm") == {"n_activities": 2, "start_hour": 12, "end_hour": 18}
+    with pytest.raises(ExtractionError, match="not a square poem"):
+        extract_params("square_poem", "Write a poem with 4 lines of 5 words.")
+
+
+# ----- the parameter LM fallback -------------------------------------------------------------------
+def test_few_shot_prompt_and_required_schema():
+    from selfsteer.planners.lm_params import few_shot_prompt, required_only
+    from selfsteer.programs.registry import get_program
+
+    spec = get_program("sentence_max_word_length").SPEC
+    prompt = few_shot_prompt(spec, "Write short words.")
+    assert prompt.count("Task: ") == len(spec.examples) + 1 and prompt.endswith("Task: Write short words.\nParameters: ")
+    assert json.dumps(spec.examples[0][1]) in prompt
+    assert required_only(spec.params_schema) == {"type": "object", "properties": {"max_word_chars": {"type": "integer"}}}
+
+
+@pytest.mark.slow
+def test_parameter_lm_fills_what_the_rules_cannot(lm):
+    planner = LibraryPlanner(param_lm=lm)
+    plan = planner.plan("Write a sentence with some number of words.")
+    assert plan.program_name == "sentence_word_count"
+    assert set(plan.params) == {"n_words"} and 1 <= plan.params["n_words"] <= 60
+    with pytest.raises(NoProgramFits, match="No library program fits"):
+        planner.plan("What is the capital of France?")  # the LM never rescues an unrelated task
