@@ -26,6 +26,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import yaml
+
     from selfsteer.training import ConfigError, load_config, train
     from selfsteer.training.policy import MissingPackage
 

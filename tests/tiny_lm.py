@@ -15,8 +15,9 @@ import torch
 
 @lru_cache(maxsize=1)
 def bundled_tokenizer():
-    from selfsteer.smc.lm.loading import bundled_gguf, converted_gguf
     from transformers import AutoTokenizer
+
+    from selfsteer.smc.lm.loading import bundled_gguf, converted_gguf
 
     return AutoTokenizer.from_pretrained(converted_gguf(bundled_gguf()))
 

@@ -14,6 +14,7 @@ import inspect
 from collections.abc import Mapping, Sequence
 
 import torch
+
 from selfsteer.smc import TokenMask
 
 

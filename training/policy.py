@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
 from selfsteer.smc import LanguageModel, load_lm
 
 from .config import ConfigError, LoraSettings, ModelSettings

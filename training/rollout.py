@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from selfsteer.smc import LanguageModel, LMContext, Model, Token, TokenMask, smc_async
 from selfsteer.smc.lm.base import Prompt
 

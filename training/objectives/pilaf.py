@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from selfsteer.smc import LanguageModel
 from selfsteer.smc.lm.base import FeedResult
 
