@@ -59,3 +59,28 @@ def save_tiny_model(directory: Path, seed: int = 0) -> Path:
     tiny_model(seed).save_pretrained(directory)
     bundled_tokenizer().save_pretrained(directory)
     return directory
+
+
+def coin_questions(n: int, *, with_context: bool = False):
+    from selfsteer.training.tasks import Question
+
+    return [Question(f"coin-{i}", f"Flip coin {i}.", "heads",
+                     context=f"Coin {i} always lands heads." if with_context else None) for i in range(n)]
+
+
+def coin_task(n_train: int = 8, n_eval: int = 2, *, with_context: bool = False):
+    """A task a random model solves about half the time: "heads" iff the completion has even length.
+
+    Every objective then sees mixed groups (nonzero advantages) on a random tiny model.
+    """
+    from dataclasses import dataclass
+
+    from selfsteer.training.tasks import Task
+
+    @dataclass(frozen=True)
+    class CoinTask(Task):
+        def extract(self, text: str) -> str:
+            return "heads" if len(text) % 2 == 0 else "tails"
+
+    qs = coin_questions(n_train + n_eval, with_context=with_context)
+    return CoinTask("coin", tuple(qs[n_eval:]), tuple(qs[:n_eval]), numeric=False)

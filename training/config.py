@@ -43,6 +43,7 @@ class LoraSettings:
     alpha: int = 16  # scaling numerator: the update is (alpha / r) * B @ A
     dropout: float = 0.0  # dropout on the adapter input (keep 0 for bit-exact resume)
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")  # module names to adapt
+    layers: tuple[int, ...] | None = None  # adapt only these layer indices (e.g. the top ones: cheaper backward)
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ def completion_logprobs(
         log_z = log_z.clone()
         for i, masks in enumerate(restrictions):
             for t, mask in masks.items():
-                allowed = torch.from_numpy(mask.array[: logits.shape[-1]]).to(device)
+                allowed = torch.tensor(mask.array[: logits.shape[-1]], device=device)
                 log_z[i, t] = torch.logsumexp(logits[i, pos[i, t]][allowed], dim=-1)
     logp = logits[row_idx, pos, targets] - log_z  # (N, T)
     valid = (t_idx[None, :] < torch.tensor(t_len)[:, None]).to(device)

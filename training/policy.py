@@ -101,8 +101,15 @@ def add_lora(model: torch.nn.Module, settings: LoraSettings, seed: int):
             f"{sorted(n for n in present if n.endswith('proj'))[:8]}"
         )
     torch.manual_seed(seed)  # adapter initialisation is part of the seeded run
+    n_layers = getattr(model.config, "num_hidden_layers", None)
+    layers = list(settings.layers) if settings.layers is not None else None
+    if layers is not None and n_layers is not None and any(not -n_layers <= i < n_layers for i in layers):
+        raise ConfigError(f"model.lora.layers: {layers} has indices outside the model's {n_layers} layers")
+    if layers is not None and n_layers is not None:
+        layers = sorted({i % n_layers for i in layers})  # -1 is the top layer
     config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                        target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
+                        target_modules=list(settings.target_modules), layers_to_transform=layers,
+                        task_type="CAUSAL_LM")
     return get_peft_model(model, config)
 
 

@@ -163,6 +163,14 @@ class Rollout(Model):
         )
 
 
+class LineRollout(Rollout):
+    """One line: the completion ends at the first newline (or EOS, or the budget)."""
+
+    async def step(self) -> None:
+        await self.generate(stop="\n")
+        self.finish(self.text)
+
+
 PromptFn = Callable[[Question, int], Prompt]
 ProgramFn = Callable[..., Rollout]
 

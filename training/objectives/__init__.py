@@ -3,7 +3,7 @@
 RL recipes (`Recipe`, run by `RLObjective`): ``grpo``, ``dr_grpo``, ``rloo``, ``reinforce``,
 ``rlcr``, ``lens``, ``exploration``, ``thinkprune``, ``asymre``. Other objectives: ``meta_prompt``
 (gradient steps that emulate prompting) and ``pilaf`` (online DPO on interpolated-policy pairs).
-Rollout programs are registered in ``PROGRAMS`` (``free``, ``confidence``).
+Rollout programs are registered in ``PROGRAMS`` (``free``, ``line``, ``confidence``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config import ConfigError
-from ..rollout import Rollout
+from ..rollout import LineRollout, Rollout
 from . import asymre, exploration, grpo, lens, meta_prompt, pilaf, rlcr, thinkprune
 from .recipe import Recipe
 
@@ -42,7 +42,7 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {
     "pilaf": ObjectiveSpec(pilaf.PilafParams, None, "PILAF: online DPO on interpolated-policy pairs", True),
 }
 
-PROGRAMS: dict[str, type[Rollout]] = {"free": Rollout, "confidence": rlcr.ConfidenceRollout}
+PROGRAMS: dict[str, type[Rollout]] = {"free": Rollout, "line": LineRollout, "confidence": rlcr.ConfidenceRollout}
 
 
 def objective_params_class(name: str) -> type:

@@ -14,7 +14,8 @@ term ``1 - (c - q)^2`` is a bounded proper scoring rule: with ``c ~ Bernoulli(p)
 is maximised at ``q = p`` (derivative ``2(p - q)``), the paper's calibration guarantee.
 
 `ConfidenceRollout` is a rollout program that makes the format structural: it forces
-``<answer>``, samples the answer up to ``</answer>``, forces ``<confidence>0.`` and samples one
+``<answer>``, samples the answer up to ``</answer>`` or a newline (then closing the tag), forces
+``<confidence>0.`` and samples one
 digit restricted to 0-9 (so q is in {0.0, ..., 0.9}). Test-time aggregators: `max_confidence`
 and `confidence_weighted_vote`.
 """
@@ -112,7 +113,9 @@ class ConfidenceRollout(Rollout):
         masks = self.ctx.lm.masks
         digit = masks.where("single_digit", lambda t: len(t) == 1 and t.isdigit())
         await self.force("<answer>")
-        await self.generate(stop="</answer>")
+        answer = await self.generate(stop=("</answer>", "\n"))
+        if answer and "</answer>" not in answer:
+            await self.force("</answer>")  # the answer ended at a newline: close the tag
         if "</answer>" in self.text:
             await self.force("<confidence>0.")
             await self.choose(digit)
