@@ -31,6 +31,13 @@ class Checkpoint:
     states: dict[str, dict]
     config: dict
     path: Path
+    torch_rng: torch.Tensor
+    python_rng: tuple
+
+    def restore_rng(self) -> None:
+        """Put the RNGs back as they were (call last, once everything else is set up)."""
+        torch.set_rng_state(self.torch_rng)
+        random.setstate(self.python_rng)
 
 
 def checkpoint_dir(out_dir: str | Path) -> Path:
@@ -85,7 +92,7 @@ def save_checkpoint(out_dir: str | Path, *, step: int, trainable: dict[str, torc
 
 def load_checkpoint(path: str | Path, *, trainable: dict[str, torch.nn.Parameter],
                     optimizer: torch.optim.Optimizer) -> Checkpoint:
-    """Restore weights, optimiser and RNG states in place; returns step, question state and config."""
+    """Restore weights and optimiser in place; the RNG states come back with `Checkpoint.restore_rng`."""
     path = Path(path)
     payload = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
     if payload.get("format") != FORMAT:
@@ -99,6 +106,5 @@ def load_checkpoint(path: str | Path, *, trainable: dict[str, torch.nn.Parameter
         for name, param in trainable.items():
             param.copy_(saved[name].to(param.device, param.dtype))
     optimizer.load_state_dict(payload["optimizer"])
-    torch.set_rng_state(payload["torch_rng"])
-    random.setstate(payload["python_rng"])
-    return Checkpoint(int(payload["step"]), payload["states"], payload["config"], path)
+    return Checkpoint(int(payload["step"]), payload["states"], payload["config"], path,
+                      payload["torch_rng"], payload["python_rng"])

@@ -17,6 +17,7 @@ run ends. ``observers`` are called as ``fn(event, payload)`` for "step", "eval",
 from __future__ import annotations
 
 import math
+import random
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -137,7 +138,7 @@ def train(
     states: dict[str, dict] = {}  # per-question state (exploration counts), checkpointed
     objective = build_objective(config, task, policy, states=states)
     optimizer = make_optimizer(policy, config.optim)
-    start = 0
+    start, ckpt = 0, None
     if latest is not None:
         ckpt = load_checkpoint(latest, trainable=policy.trainable(), optimizer=optimizer)
         check_resumable(ckpt.config, config)
@@ -146,6 +147,11 @@ def train(
         policy.after_update()
     o, lg = config.optim, config.log
     log = MetricsLog(out, start_step=start, tensorboard=lg.tensorboard)
+    if ckpt is not None:
+        ckpt.restore_rng()  # last: nothing set up after this may draw from the restored streams
+    else:
+        torch.manual_seed(config.seed)  # a fresh run's streams depend only on the seed, not on start-up
+        random.seed(config.seed)
     eval_questions = task.eval[: lg.eval_questions]
     result = TrainResult(out, start, states=states)
 

@@ -1,8 +1,9 @@
 """Where metrics go: ``out_dir/metrics.jsonl`` (one JSON object per record) and TensorBoard.
 
-Each record has ``step``, ``kind`` ("train" or "eval") and its numbers. On resume from step s,
-records at or after s are dropped from the JSONL file and TensorBoard purges its events from s
-on, so a resumed run's logs match a run that was never interrupted.
+Each record has ``step`` (training steps completed), ``kind`` ("train" or "eval") and its numbers.
+On resume from a checkpoint taken after s steps, records after s are dropped from the JSONL file
+and TensorBoard purges its events after s, so a resumed run's logs match a run that was never
+interrupted.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class MetricsLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if start_step > 0 and self.path.is_file():
             kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] < start_step]
+                    if line.strip() and json.loads(line)["step"] <= start_step]
             self.path.write_text("".join(line + "\n" for line in kept))
         elif start_step == 0:
             self.path.write_text("")
@@ -31,7 +32,7 @@ class MetricsLog:
             require("tensorboard", "TensorBoard logging (log.tensorboard: true; set it to false to skip)")
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(Path(out_dir) / "tensorboard"), purge_step=start_step or None)
+            self.writer = SummaryWriter(str(Path(out_dir) / "tensorboard"), purge_step=start_step + 1 if start_step else None)
 
     def write(self, step: int, kind: str, values: dict[str, float]) -> None:
         record = {"step": step, "kind": kind}
