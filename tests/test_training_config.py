@@ -83,3 +83,13 @@ def test_config_is_frozen():
     config = TrainConfig()
     with pytest.raises(AttributeError):
         config.seed = 3  # type: ignore[misc]
+
+
+def test_example_configs_are_valid():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).parent.parent / "tutorials" / "03_training" / "configs").glob("*.yaml"))
+    assert {p.stem for p in configs} >= {"grpo", "rlcr", "lens", "exploration", "thinkprune", "asymre", "meta_prompt", "pilaf"}
+    for path in configs:
+        config = load_config(path)
+        assert config.objective.name == path.stem

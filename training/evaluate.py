@@ -38,10 +38,12 @@ def sample_metrics(groups: Sequence[Sequence[Sample]]) -> dict[str, float]:
         "distinct_answers": metrics.distinct_answers([[s.answer for s in g] for g in groups]),
     }
     stated = [(p.confidence, s.correct) for s in samples if (p := parse(s.text)).formatted]
+    if any("<answer>" in s.text for s in samples):
+        out["formatted"] = len(stated) / len(samples)
     if stated:
         q = [x for x, _ in stated]
         c = [y for _, y in stated]
-        out |= {"formatted": len(stated) / len(samples), "confidence": float(np.mean(q)),
+        out |= {"confidence": float(np.mean(q)),
                 "ece": metrics.ece(q, c), "brier": metrics.brier(q, c), "auroc": metrics.auroc(q, c),
                 "accuracy_formatted": float(np.mean(c))}
     return out
