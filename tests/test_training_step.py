@@ -128,3 +128,50 @@ def test_lora_target_modules_are_checked():
 def test_training_needs_a_transformers_model(exact_lm):
     with pytest.raises(TypeError, match="training needs a transformers model"):
         wrap_policy(exact_lm)
+
+
+def test_kl_to_the_frozen_reference_starts_at_zero_and_grows(tmp_path):
+    config = small_config(tmp_path, "grpo")
+    config = config_from_dict({**config.to_dict(), "loss": {"kl_coef": 0.5}, "optim": {"steps": 2, "lr": 5e-2}})
+    policy = wrap_policy(tiny_lm(), need_reference=needs_reference(config))
+    assert policy.reference is not None
+    result = train(config, policy=policy, task=coin_task())
+    first, second = result.history
+    assert first["kl"] == pytest.approx(0.0, abs=1e-7)  # the policy starts as the reference
+    assert second["kl"] > 0
+
+
+def test_refuses_to_overwrite_a_run_and_checks_the_config_on_resume(tmp_path):
+    from selfsteer.training import ConfigError
+
+    config = small_config(tmp_path, "grpo")
+    train(config, policy=wrap_policy(tiny_lm()), task=coin_task())
+    with pytest.raises(ConfigError, match="already holds checkpoints"):
+        train(config, policy=wrap_policy(tiny_lm()), task=coin_task())
+    changed = config_from_dict({**config.to_dict(), "optim": {**config.to_dict()["optim"], "lr": 0.5, "steps": 2}})
+    with pytest.raises(ConfigError, match=r"differs from the checkpoint's in \['optim.lr'\]"):
+        train(changed, resume=True, policy=wrap_policy(tiny_lm()), task=coin_task())
+    longer = config_from_dict({**config.to_dict(), "optim": {**config.to_dict()["optim"], "steps": 2}})
+    result = train(longer, resume=True, policy=wrap_policy(tiny_lm()), task=coin_task())
+    assert [r["step"] for r in result.history] == [2]
+
+
+def test_trl_style_reward_functions_plug_in():
+    import numpy as np
+
+    from selfsteer.training import from_trl
+    from selfsteer.training.rollout import Sample
+    from selfsteer.training.tasks import Question
+
+    seen = {}
+
+    def length_reward(prompts, completions, completion_ids, answer, trainer_state, **kwargs):
+        seen.update(prompts=prompts, answer=answer, state=trainer_state)
+        return [float(len(c)) for c in completions]
+
+    state = {"visits": 3}
+    sample = Sample(Question("q", "What?", "42"), (1,), (5, 6), np.zeros(2), np.ones(2, dtype=bool), "abcd", False,
+                    state=state)
+    assert from_trl(length_reward)(sample) == 4.0
+    assert seen == {"prompts": ["What?"], "answer": ["42"], "state": state}
+    assert from_trl(lambda **kw: [None])(sample) is None

@@ -38,7 +38,7 @@ from .policy import Policy, load_policy
 from .tasks import Question, Task, load_task
 
 Observer = Callable[[str, dict], None]
-RESUMABLE_DIFFERENCES = ("log", "optim.steps")  # settings a resumed run may change
+RESUMABLE_DIFFERENCES = ("log", "optim.steps", "out_dir")  # settings a resumed run may change
 
 
 @dataclass
