@@ -9,6 +9,7 @@ import pytest
 import torch
 from tiny_lm import coin_task, tiny_lm
 
+from selfsteer.smc import load_lm
 from selfsteer.training import (
     OBJECTIVES,
     PROGRAMS,
@@ -102,7 +103,12 @@ def test_lora_trains_only_the_adapters_of_the_chosen_layers(tmp_path):
     train(config, policy=policy, task=coin_task())
     assert all(torch.equal(frozen[n], p) for n, p in policy.model.named_parameters() if n in frozen)
     assert any(not torch.equal(adapters[n], p) for n, p in policy.trainable().items())
-    assert (tmp_path / "asymre" / "final" / "adapter_config.json").is_file()
+    final = tmp_path / "asymre" / "final"
+    assert (final / "adapter" / "adapter_config.json").is_file()
+    merged = load_lm(str(final))  # the merged follower opens like any model directory
+    x = torch.tensor([[1, 2, 3]])
+    with torch.no_grad():
+        assert torch.allclose(merged.model(input_ids=x).logits, policy.model(input_ids=x).logits, atol=1e-4)
 
 
 def test_missing_optional_packages_name_the_fix(tmp_path, monkeypatch):

@@ -6,9 +6,9 @@ pieces: reward functions (`rewards`), advantage functions and hooks (`advantages
 `objectives`), losses with explicit aggregation (`losses`), put together by a `Recipe`.
 
     from selfsteer.training import load_config, train
-    result = train(load_config("configs/rlcr.yaml"))
+    result = train(load_config("tutorials/03_training/configs/rlcr.yaml"))
 
-or ``selfsteer train configs/rlcr.yaml``. See `TrainConfig` for every setting and
+or ``selfsteer train tutorials/03_training/configs/rlcr.yaml``. See `TrainConfig` for every setting and
 ``OBJECTIVES`` for the objectives (grpo, dr_grpo, rloo, reinforce, rlcr, lens, exploration,
 thinkprune, asymre, meta_prompt, pilaf).
 """

@@ -108,7 +108,7 @@ class LogSettings:
     checkpoint_every: int = 10  # save a resumable checkpoint every this many steps (0: only at the end)
     keep_checkpoints: int = 2  # how many recent checkpoints to keep
     eval_every: int = 0  # evaluate on held-out questions every this many steps (0: before and after only)
-    eval_questions: int = 32  # held-out questions per evaluation
+    eval_questions: int = 32  # held-out questions per evaluation (0: never evaluate)
     eval_samples: int = 4  # completions per held-out question
     tensorboard: bool = True  # also write TensorBoard events (needs `pip install tensorboard`)
     progress: bool = True  # show a progress bar
@@ -226,7 +226,8 @@ def validate(config: TrainConfig) -> None:
     _check(lg.checkpoint_every >= 0, f"log.checkpoint_every must be >= 0, got {lg.checkpoint_every}")
     _check(lg.keep_checkpoints >= 1, f"log.keep_checkpoints must be >= 1, got {lg.keep_checkpoints}")
     _check(lg.eval_every >= 0, f"log.eval_every must be >= 0, got {lg.eval_every}")
-    _check(lg.eval_questions >= 1 and lg.eval_samples >= 1, "log.eval_questions and log.eval_samples must be >= 1")
+    _check(lg.eval_questions >= 0 and lg.eval_samples >= 1,
+           "log.eval_questions must be >= 0 (0: no evaluation) and log.eval_samples >= 1")
     t = config.task
     _check(t.n_train >= 1 and t.n_eval >= 0, f"task.n_train must be >= 1 and task.n_eval >= 0, got {t.n_train}, {t.n_eval}")
     _check(t.name != "jsonl" or t.path is not None, "task.name is 'jsonl' but task.path is not set; give the JSONL file")

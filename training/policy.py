@@ -14,6 +14,7 @@ import copy
 import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -74,9 +75,17 @@ class Policy:
         self.lm.prompt_cache.clear()
 
     def export(self, directory) -> None:
-        """Save the trained model (or the LoRA adapter) with its tokenizer to ``directory``."""
-        target = self.peft_model if self.peft_model is not None else self.model
-        target.save_pretrained(directory)
+        """Save the trained model with its tokenizer to ``directory`` (a directory ``load_lm`` opens).
+
+        For LoRA runs the adapters are merged into a copy of the weights, and the adapter alone is
+        also saved in ``directory/adapter`` (load it with ``peft.PeftModel.from_pretrained``).
+        """
+        directory = Path(directory)
+        if self.peft_model is None:
+            self.model.save_pretrained(directory)
+        else:
+            self.peft_model.save_pretrained(directory / "adapter")
+            copy.deepcopy(self.peft_model).merge_and_unload().save_pretrained(directory)
         self.lm.tokenizer.save_pretrained(directory)
 
 

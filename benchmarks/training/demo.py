@@ -47,6 +47,7 @@ RUNS = Path(os.environ.get("SELFSTEER_RUNS", "/tmp/selfsteer-training-demo"))
 RESULTS = RUNS / "fast-results" if FAST else ROOT / "benchmarks" / "results" / "training"
 STEPS = 1 if FAST else 20
 EVAL_SAMPLES = 2 if FAST else 8
+BEFORE: dict[tuple, list[dict]] = {}
 
 BASE = {
     "seed": 0,
@@ -55,8 +56,8 @@ BASE = {
     "task": {"name": "addition", "max_operand": 5, "n_train": 24, "n_eval": 12},
     "sampling": {"group_size": 8, "questions_per_step": 4, "max_tokens": 10, "prompt": "qa", "temperature": 1.0},
     "optim": {"steps": STEPS, "lr": 5.0e-4, "warmup_steps": 2 if not FAST else 0, "grad_accum": 2},
-    "log": {"eval_every": 0, "checkpoint_every": 0, "tensorboard": True, "save_model": False,
-            "eval_questions": 12, "eval_samples": 4 if not FAST else 2},
+    "log": {"checkpoint_every": 0, "tensorboard": True, "save_model": False,
+            "eval_questions": 0},  # the demo evaluates before and after itself, with more samples
 }
 
 EXPERIMENTS = {
@@ -145,7 +146,11 @@ def run(name: str, results: dict) -> None:
     policy = load_policy(config.model, need_reference=needs_reference(config), temperature=config.sampling.temperature,
                          seed=config.seed)
     objective = build_objective(config, task, policy)
-    evaluations = {"before": sample_records(objective, task.eval, step=0, samples=EVAL_SAMPLES, seed=config.seed)}
+    program = config.sampling.program or "confidence"
+    key = (program, config.sampling.max_tokens)
+    if key not in BEFORE:  # the untrained model, same program, limit and seed: evaluate once
+        BEFORE[key] = sample_records(objective, task.eval, step=0, samples=EVAL_SAMPLES, seed=config.seed)
+    evaluations = {"before": BEFORE[key]}
     started = time.perf_counter()
     train(config, policy=policy, task=task)
     seconds = time.perf_counter() - started
