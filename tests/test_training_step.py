@@ -181,3 +181,19 @@ def test_trl_style_reward_functions_plug_in():
     assert from_trl(length_reward)(sample) == 4.0
     assert seen == {"prompts": ["What?"], "answer": ["42"], "state": state}
     assert from_trl(lambda **kw: [None])(sample) is None
+
+
+def test_masking_truncated_completions_removes_them_from_the_loss(tmp_path):
+    from selfsteer.training import ConfigError
+
+    config = config_from_dict({**small_config(tmp_path, "asymre").to_dict(), "loss": {"mask_truncated": True}})
+    policy = wrap_policy(tiny_lm())
+    objective = build_objective(config, coin_task(), policy)
+    batch = objective.collect(list(objective.task.train[:2]), step=0)
+    kept = [s for s in batch.items if not s.truncated]
+    assert batch.norm.n_sequences == len(kept) < len(batch.items)  # a random model rarely ends within 6 tokens
+    truncated = [s for s in batch.items if s.truncated]
+    loss, _ = objective.loss(truncated, batch.norm)
+    assert loss.item() == 0.0
+    with pytest.raises(ConfigError, match="mask_truncated would hide the truncated completions"):
+        config_from_dict({"objective": {"name": "thinkprune"}, "loss": {"mask_truncated": True}})

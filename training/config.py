@@ -98,6 +98,7 @@ class LossSettings:
     clip_low: float = 0.2  # ratio clipped below at 1 - clip_low
     clip_high: float | None = None  # ratio clipped above at 1 + clip_high (None: clip_low; DAPO: 0.28)
     kl_coef: float = 0.0  # beta: weight of the k3 KL to the frozen starting model (0: no reference)
+    mask_truncated: bool = False  # drop truncated completions from the loss (DAPO; TRL mask_truncated_completions)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ def label(samples: Sequence[Sample], task: Task) -> None:
 
 
 def padded(rows: Sequence[np.ndarray], width: int, dtype) -> torch.Tensor:
+    """Rows of different lengths as one (N, width) tensor, zero-padded on the right."""
     out = torch.zeros((len(rows), width), dtype=dtype)
     for i, r in enumerate(rows):
         if len(r):
@@ -95,7 +96,8 @@ class RLObjective:
                              f"{bool(np.all(np.isfinite(adv)))}), expected finite values of shape {rewards.shape}")
         for s, a in zip(samples, adv.ravel(), strict=True):
             s.advantage = float(a)
-        norm = Normaliser(len(samples), sum(s.n_sampled for s in samples), limit)
+        trained = [s for s in samples if not (self.loss_settings.mask_truncated and s.truncated)]
+        norm = Normaliser(len(trained), sum(s.n_sampled for s in trained), limit)
         metrics = group_metrics(groups, rewards, adv) | {"token_limit": float(limit)}
         for name in {k for s in samples for k in s.rewards}:
             metrics[f"rewards/{name}"] = float(np.mean([s.rewards.get(name, 0.0) for s in samples]))
@@ -106,7 +108,8 @@ class RLObjective:
         width = logp.shape[1]
         device = logp.device
         old = padded([s.token_logprobs for s in part], width, torch.float32).to(device)  # (n, T)
-        mask = padded([s.sampled for s in part], width, torch.bool).to(device)  # (n, T)
+        mask = padded([s.sampled & (not (self.loss_settings.mask_truncated and s.truncated)) for s in part],
+                      width, torch.bool).to(device)  # (n, T): policy tokens that enter the loss
         adv = torch.tensor([s.advantage for s in part], dtype=torch.float32, device=device)  # (n,)
         s = self.loss_settings
         per_token, info = get_loss(self.kind)(logp, old, adv, clip_low=s.clip_low, clip_high=s.clip_high)

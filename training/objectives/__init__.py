@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config import ConfigError
+from ..objective import Objective
 from ..rollout import LineRollout, Rollout
 from . import asymre, exploration, grpo, lens, meta_prompt, pilaf, rlcr, thinkprune
 from .recipe import Recipe
@@ -65,7 +66,7 @@ def build_recipe(config, task) -> Recipe:
     return spec.build(config.objective.params, config, task)
 
 
-def build_objective(config, task, policy, *, states: dict[str, dict] | None = None):
+def build_objective(config, task, policy, *, states: dict[str, dict] | None = None) -> Objective:
     """The `Objective` for ``config`` around ``policy`` (``states``: per-question persistent state)."""
     name = config.objective.name
     params = config.objective.params

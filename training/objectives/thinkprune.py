@@ -55,6 +55,9 @@ class ThinkPruneParams:
             raise ConfigError(f"objective.schedule: every token limit must be >= 1, got {list(limits)}")
         if any(b >= a for a, b in zip(limits, limits[1:], strict=False)):
             raise ConfigError(f"objective.schedule must be strictly decreasing (e.g. [64, 48, 32]), got {list(limits)}")
+        if config.loss.mask_truncated:
+            raise ConfigError("loss.mask_truncated would hide the truncated completions that ThinkPrune scores 0; "
+                              "set it to false")
         if self.steps_per_stage is not None and self.steps_per_stage < 1:
             raise ConfigError(f"objective.steps_per_stage must be >= 1, got {self.steps_per_stage}")
         if limits[0] > config.sampling.max_tokens:
