@@ -9,8 +9,8 @@ realised token by token by interpolating logits:
     h_\\pm = (1 \\pm \\beta)\\, h_\\theta \\mp \\beta\\, h_{ref}
 
 With probability ``mix`` (1/2 in the paper) a pair is (π+, π-), otherwise (π_θ, π_θ); this is
-consistent with the paper's cost table (π+/π_θ vs π-/π_θ, 3 forward passes per pair on average:
-(2 + 2 + 1 + 1) / 2). The pair is labelled by the task's oracle (the correct answer wins; ties are
+consistent with the paper's cost table (π+/π_θ vs π-/π_θ, a sampling cost of 3 forward passes per
+pair: an interpolated pair needs 4 (policy and reference for each response), a plain pair 2). The pair is labelled by the task's oracle (the correct answer wins; ties are
 dropped) and the policy is trained with the DPO loss
 ``-log σ(β[(log π_θ(y_w) - log π_ref(y_w)) - (log π_θ(y_l) - log π_ref(y_l))])``.
 β = 0 gives π+ = π- = π_θ.
