@@ -12,8 +12,10 @@ Every run is evaluated before and after training on held-out questions (several 
 question, fixed evaluation seed), with bootstrap confidence intervals over questions. Results go
 to ``benchmarks/results/training/`` (``results.json`` and PNG plots). Run:
 
-    python benchmarks/training/demo.py            # the full demo (about an hour on a busy 2-core CPU)
-    SELFSTEER_FAST=1 python benchmarks/training/demo.py   # a 2-step smoke run
+    python benchmarks/training/demo.py            # the full demo (two hours on a busy 2-core CPU)
+    python benchmarks/training/demo.py rlcr       # one experiment (results.json is updated)
+    python benchmarks/training/demo.py --report   # redraw plots and summary.md from results.json
+    SELFSTEER_FAST=1 python benchmarks/training/demo.py   # a one-step smoke run
 
 This is a demonstration, not a timed test: the numbers are small-sample estimates.
 """
@@ -239,11 +241,40 @@ def plots(results: dict) -> None:
     plt.close(fig)
 
 
+SHOWN = {
+    "calibration": (["correctness_only", "rlcr"], ["accuracy", "formatted", "confidence", "ece", "brier", "auroc"]),
+    "exploration": (["grpo", "exploration"], ["accuracy", "distinct_answers", "tokens"]),
+    "length": (["thinkprune"], ["accuracy", "tokens", "truncated"]),
+}
+
+
+def fmt(m: dict) -> str:
+    v, (lo, hi) = m["value"], m["ci95"]
+    return "n/a" if not np.isfinite(v) else f"{v:.3f} [{lo:.2f}, {hi:.2f}]"
+
+
+def summary_markdown(results: dict) -> str:
+    """Tables of before/after metrics with 95% bootstrap intervals over questions."""
+    lines = []
+    for title, (names, keys) in SHOWN.items():
+        lines += [f"### {title}", "", "| run | when | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+        for name in names:
+            for when, m in results[name]["summary"].items():
+                lines.append(f"| {name} | {when} | " + " | ".join(fmt(m[k]) for k in keys) + " |")
+        lines.append("")
+    lines.append("Training time (s): " + ", ".join(f"{n} {r['train_seconds']:.0f}" for n, r in results.items()))
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     torch.set_num_threads(int(os.environ.get("SELFSTEER_THREADS", "1")))
-    names = sys.argv[1:] or list(EXPERIMENTS)
     path = RESULTS / "results.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
+    if sys.argv[1:] == ["--report"]:  # redraw plots and tables from saved results
+        plots(results)
+        (RESULTS / "summary.md").write_text(summary_markdown(results))
+        return 0
+    names = sys.argv[1:] or list(EXPERIMENTS)
     for name in names:
         print(f"== {name}", flush=True)
         run(name, results)
@@ -253,6 +284,7 @@ def main() -> int:
         print(json.dumps({w: {k: round(v["value"], 3) for k, v in m.items()} for w, m in s.items()}), flush=True)
     if all(n in results for n in EXPERIMENTS):
         plots(results)
+        (RESULTS / "summary.md").write_text(summary_markdown(results))
     return 0
 
 
