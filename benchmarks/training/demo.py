@@ -1,11 +1,12 @@
 """Demonstration of three training objectives on the bundled SmolLM2-135M, on CPU.
 
 Task: small additions ("Q: What is 3 + 4?\\nA:", operands 0..5), which the bundled model
-answers correctly about a fifth of the time. Five runs, each LoRA on the top four layers:
+answers correctly about a fifth of the time. Six runs, each LoRA on the top four layers:
 
 1. calibration: RLCR (format + correctness + Brier) against the same recipe without the Brier
    term (correctness only), both with the tagged ``confidence`` program;
-2. exploration: outcome-based exploration (UCB-Con) against plain GRPO, one-line answers;
+2. exploration: outcome-based exploration (UCB-Con, and the batch repeat penalty) against plain
+   GRPO, one-line answers;
 3. length: ThinkPrune (token limit 16, then 8) against the model before training, one-line answers.
 
 Every run is evaluated before and after training on held-out questions (several completions per
@@ -68,6 +69,8 @@ EXPERIMENTS = {
     "grpo": {"objective": {"name": "grpo"}, "sampling": {"program": "line"}},
     "exploration": {"objective": {"name": "exploration", "variant": "ucb_con", "c": 0.5, "b0": 0.5},
                     "sampling": {"program": "line"}},
+    "exploration_batch": {"objective": {"name": "exploration", "variant": "batch", "c": 0.5},
+                          "sampling": {"program": "line"}},
     "thinkprune": {"objective": {"name": "thinkprune", "schedule": [16, 8]},
                    "sampling": {"program": "line", "max_tokens": 16}},
 }
@@ -217,12 +220,13 @@ def plots(results: dict) -> None:
     plt.close(fig)
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for name, colour in zip(["grpo", "exploration"], ["#c63", "#37a"], strict=True):
+    explorers = [n for n in ("grpo", "exploration", "exploration_batch") if n in results]
+    for name, colour in zip(explorers, ["#c63", "#37a", "#3a7"], strict=False):
         h = results[name]["history"]
         axes[0].plot([r["step"] for r in h], [r["distinct_answers"] for r in h], color=colour, label=name)
     axes[0].set(xlabel="step", ylabel="distinct answers per group (G=8)", title="training groups")
     axes[0].legend(fontsize=7)
-    bar_plot(axes[1], results, ["grpo", "exploration"], ["before", "after"], "distinct_answers",
+    bar_plot(axes[1], results, explorers, ["before", "after"], "distinct_answers",
              "held-out: distinct answers per question")
     fig.tight_layout()
     fig.savefig(RESULTS / "exploration.png", dpi=120)
@@ -243,7 +247,7 @@ def plots(results: dict) -> None:
 
 SHOWN = {
     "calibration": (["correctness_only", "rlcr"], ["accuracy", "formatted", "confidence", "ece", "brier", "auroc"]),
-    "exploration": (["grpo", "exploration"], ["accuracy", "distinct_answers", "tokens"]),
+    "exploration": (["grpo", "exploration", "exploration_batch"], ["accuracy", "distinct_answers", "tokens"]),
     "length": (["thinkprune"], ["accuracy", "tokens", "truncated"]),
 }
 
@@ -258,7 +262,7 @@ def summary_markdown(results: dict) -> str:
     lines = []
     for title, (names, keys) in SHOWN.items():
         lines += [f"### {title}", "", "| run | when | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
-        for name in names:
+        for name in [n for n in names if n in results]:
             for when, m in results[name]["summary"].items():
                 lines.append(f"| {name} | {when} | " + " | ".join(fmt(m[k]) for k in keys) + " |")
         lines.append("")
