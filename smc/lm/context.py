@@ -61,6 +61,7 @@ class Chunk:
     stop_reason: str = ""
     log_p: float = 0.0  # sum of token log-probabilities under the context that generated it
     log_mask_mass: float = field(default=0.0, compare=False)
+    token_logprobs: tuple[float, ...] = field(default=(), compare=False, repr=False)  # per token, summing to log_p
 
     def __str__(self) -> str:
         return self.text
@@ -291,7 +292,8 @@ class ChunkDist(Distribution):
         after._allowed, after._restricted = None, None
         after.ended = ids[-1] in ctx.lm.vocab.eos_ids
         self._known[ids] = (log_p, after)
-        return Chunk(ctx.lm.decode(ids), ids, after.ended, res.stop_reason, log_p, res.log_mask_mass)
+        return Chunk(ctx.lm.decode(ids), ids, after.ended, res.stop_reason, log_p, res.log_mask_mass,
+                     tuple(float(x) for x in res.token_logprobs))
 
     async def sample(self, rng):
         chunk = await self._generate(rng)
