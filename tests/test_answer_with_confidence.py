@@ -87,3 +87,15 @@ def test_bad_parameters_are_rejected(lm):
         AnswerWithConfidence(lm, "q", answer_type="date")
     with pytest.raises(ValueError, match="confidence_power"):
         AnswerWithConfidence(lm, "q", confidence_power=-1)
+
+
+def test_exploration_at_weight_zero_is_plain_smc_on_the_real_model(lm):
+    from selfsteer.smc.scaling import Exploration
+
+    def run(reweight):
+        return smc(AnswerWithConfidence(lm, "What is 6 + 2?", answer_type="number", confidence_power=1.0, **SHORT),
+                   3, seed=2, ess_threshold=0.9, reweight=reweight)
+
+    plain, zero = run(None), run(Exploration(0.0))
+    assert plain.outputs == zero.outputs and [p.text for p in plain.particles] == [p.text for p in zero.particles]
+    assert np.array_equal(plain.log_weights, zero.log_weights) and plain.n_resamples == zero.n_resamples

@@ -108,7 +108,7 @@ def test_a_log_that_does_not_fit_the_layout_is_encoded_as_text(lm):
     lm.prompt_cache.clear()
     with pytest.warns(UserWarning, match="tokens differ"):
         assert install_logs(lm, [(LOG2, kv)]) == 0
-    with pytest.warns(UserWarning, match="no stored KV"):
+    with pytest.warns(UserWarning, match="no usable stored KV"):
         assert install_logs(lm, [(LOG, kv), (LOG2, None)]) == 1
 
 

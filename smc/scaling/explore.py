@@ -10,23 +10,25 @@ run and ``n`` the population size:
 - batch bonus: ``b_batch_i = -(1/n) * #{j != i : a_j = a_i}`` with ``n`` the population size:
   zero iff the answer is unique in the current population, never below -1.
 
-`Exploration` is a ``reweight`` policy for `smc`: at every step it gives each answered particle the
-log-potential ``weight * (b_ucb + batch_weight * b_batch)`` and unanswered ones 0.
+`Exploration` is a ``reweight`` policy for `smc`: after every step it gives each answered particle
+the log-potential ``weight * (b_ucb + batch_weight * b_batch)`` and unanswered ones 0.
 
-What it changes. The potential is temporary (a twist): the intermediate distributions that
-resampling targets become ``gamma_t(x) * exp(weight * b_t(a(x)))``, so resampling gives fewer
-children to particles that repeat a common answer and more to rare answers and to particles
-still reasoning. The potential is removed from the weights before the next step and at the end,
+What it changes. Only resampling: whenever SMC resamples (the decision itself still uses the
+program's weights, so exploration never adds resampling events), children are drawn in
+proportion to ``w_i * exp(weight * b_i)`` instead of ``w_i``, i.e. from the population's
+empirical target tilted by answer rarity, so particles repeating a common answer get fewer
+children and rare answers and particles still reasoning get more. The tilt is removed from the
+children's weights (they carry ``logmeanexp(log w + log g) - log g(ancestor)``, as after a twist),
 so the final weighted population targets the program's own posterior and ``log_ml`` stays
-unbiased (resampling by any positive function of the current population, with the potential
-divided out of the children's weights, preserves the expected total weight).
+unbiased: resampling by any positive function of the current population, with that function
+divided back out, preserves the expected total weight.
 
 Why correct answers keep their support. The potential is bounded, ``exp(weight * b)`` lies in
 ``[exp(-weight * (b0 + batch_weight)), exp(weight * (1 - b0))]`` whatever the population size, so
-no particle's weight is ever
-set to zero: every answer the program can reach, the correct one included, keeps positive
-probability, and its final weight is exactly the one plain SMC would give it. ``weight = 0``
-returns zeros and reproduces plain SMC bit for bit.
+no particle's resampling weight is ever set to zero: every answer the program can reach, the
+correct one included, keeps a positive chance to be copied, and the final weights are properly
+weighted for the same target as plain SMC. ``weight = 0`` returns zeros and reproduces plain SMC
+bit for bit.
 """
 
 from __future__ import annotations

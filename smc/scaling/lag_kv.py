@@ -139,7 +139,7 @@ def install_logs(lm: LanguageModel, logs: Sequence[tuple[Sequence[dict], LogKV |
         piece = ids[len(done):]
         src = len(kv.token_ids) - len(piece) if kv is not None else -1
         if ids[: len(done)] != done or kv is None or src < 0 or kv.token_ids[src:] != piece:
-            reason = "it has no stored KV" if kv is None else "its tokens differ from the prompt's layout"
+            reason = "it has no usable stored KV" if kv is None else "its tokens differ from the prompt's layout"
             warnings.warn(f"log {j + 1} of {len(logs)} is encoded as text: {reason}", stacklevel=2)
             break
         keys = [k[:, :, src:].to(lm.device, dtype) for k in kv.keys]
