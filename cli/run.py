@@ -110,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
         print(result.summary())
         if "vote" in extra:
             v = extra["vote"]
-            print(f"vote ({v['method']}): {v['answer']!r}   share {v['share']:.3f}   voters {v['n_voters']}")
+            share = "-" if v["share"] is None else f"{v['share']:.3f}"
+            print(f"vote ({v['method']}): {v['answer']!r}   share {share}   voters {v['n_voters']}")
         if "trust" in extra:
             t = extra["trust"]
             print(f"trust: isotropy {t['isotropy']}   trust {t['trust']}   "

@@ -81,7 +81,8 @@ def scaling_report(result, args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if args.vote:
         v = result.vote(args.vote)
-        out["vote"] = {"method": v.method, "answer": v.answer, "share": v.share, "n_voters": v.n_voters,
+        share = None if v.answer is None else v.share
+        out["vote"] = {"method": v.method, "answer": v.answer, "share": share, "n_voters": v.n_voters,
                        "scores": [[repr(a) if not isinstance(a, (str, int, float)) else a, s]
                                   for a, s in v.scores.items()]}
     if args.trust:
