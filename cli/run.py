@@ -2,14 +2,27 @@
 
 The file defines a `Model` subclass and either a ``make_model(lm)`` function or a module-level
 ``model`` instance. The LM is loaded only when the file asks for one through ``make_model``.
+Test-time scaling flags (``--vote``, ``--explore``, ``--trust``, ``--lag-store``) are described in
+`selfsteer.cli.scaling_options`; ``--lag-store`` needs ``make_model(lm, examples=...)``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import sys
 from pathlib import Path
+
+from .scaling_options import (
+    accepts_examples,
+    add_scaling_flags,
+    exploration,
+    lag_memory,
+    lag_task,
+    record_run,
+    scaling_report,
+)
 
 
 def register(sub) -> None:
@@ -25,37 +38,82 @@ def register(sub) -> None:
     p.add_argument("--model", default=None, help="follower LM (default: the bundled SmolLM2-135M-Instruct)")
     p.add_argument("--trace", type=Path, default=None, help="write a JSON trace here (view it with `selfsteer view`)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_scaling_flags(p)
     p.set_defaults(func=run)
 
 
-def load_program(path: Path, model_name: str | None):
+def load_module(path: Path):
     if not path.is_file():
         raise SystemExit(f"error: no program file at {path}")
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[path.stem] = module
     spec.loader.exec_module(module)
+    if not hasattr(module, "make_model") and not hasattr(module, "model"):
+        raise SystemExit(f"error: {path} defines neither make_model(lm) nor a `model` instance")
+    return module
+
+
+def load_program(path: Path, model_name: str | None):
+    """The program a file defines (``make_model(lm)`` called with a freshly loaded LM, or ``model``)."""
+    module = load_module(path)
     if hasattr(module, "make_model"):
         from selfsteer.smc import load_lm
 
         return module.make_model(load_lm(model_name))
-    if hasattr(module, "model"):
-        return module.model
-    raise SystemExit(f"error: {path} defines neither make_model(lm) nor a `model` instance")
+    return module.model
+
+
+def load_with_logs(args: argparse.Namespace, memory):
+    """Build the program, then rebuild it with the logs LAG recalls for its task."""
+    from selfsteer.smc import load_lm
+
+    module = load_module(args.program)
+    if not hasattr(module, "make_model") or not accepts_examples(module.make_model):
+        raise SystemExit("error: --lag-store needs the program file to define make_model(lm, examples=...)")
+    lm = load_lm(args.model)
+    task, _ = lag_task(module.make_model(lm))
+    recall = memory.recall(lm, task)
+    print(f"LAG: {len(recall.logs)} log(s) recalled, {recall.n_kv_reused} reused as KV", file=sys.stderr)
+    return lm, module.make_model(lm, examples=recall.examples)
 
 
 def run(args: argparse.Namespace) -> int:
     from selfsteer.smc import smc, smc_steer
 
-    model = load_program(args.program, args.model)
+    memory = lag_memory(args)
+    lm = None
+    if memory is not None:
+        lm, model = load_with_logs(args, memory)
+    else:
+        model = load_program(args.program, args.model)
+    reweight = exploration(args)
     common = dict(seed=args.seed, max_steps=args.max_steps, time_limit=args.time_limit,
-                  record=args.trace is not None, progress=True)
+                  record=args.trace is not None or args.trust, progress=True)
     if args.beam:
+        if reweight is not None:
+            raise SystemExit("error: --explore works with SMC, not with --beam")
         result = smc_steer(model, args.particles, args.beam, **common)
     else:
-        result = smc(model, args.particles, ess_threshold=args.ess_threshold, resampling=args.resampling, **common)
+        result = smc(model, args.particles, ess_threshold=args.ess_threshold, resampling=args.resampling,
+                     reweight=reweight, **common)
     if args.trace is not None:
         result.trace.save(args.trace)
         print(f"trace written to {args.trace} (view it: selfsteer view {args.trace})", file=sys.stderr)
-    print(result.to_json() if args.json else result.summary())
+    extra = scaling_report(result, args)
+    if memory is not None:
+        entry = record_run(memory, lm, model, result, result.vote(args.vote or "majority"))
+        print(f"LAG: run stored as log {entry}" if entry else "LAG: no answer to store", file=sys.stderr)
+    if args.json:
+        print(json.dumps({**result.to_dict(), **extra}, indent=2))
+    else:
+        print(result.summary())
+        if "vote" in extra:
+            v = extra["vote"]
+            share = "-" if v["share"] is None else f"{v['share']:.3f}"
+            print(f"vote ({v['method']}): {v['answer']!r}   share {share}   voters {v['n_voters']}")
+        if "trust" in extra:
+            t = extra["trust"]
+            print(f"trust: isotropy {t['isotropy']}   trust {t['trust']}   "
+                  f"failed-step fraction {t['failed_step_fraction']}")
     return 0 if result.posterior else 1

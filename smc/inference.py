@@ -12,6 +12,15 @@ until every particle has finished, all are dead, ``max_steps`` steps have run or
 seconds have passed. ``ess_threshold=0`` never resamples (importance sampling); ``1`` resamples
 at every step where the weights are not all equal.
 
+An optional ``reweight`` policy (e.g. `selfsteer.smc.scaling.Exploration`) changes which
+particles resampling copies, never when it happens: after every step, ``reweight(particles,
+step)`` returns one finite log-potential per particle; if step 3 resamples, the potentials are
+added to the log-weights like a ``twist`` just before, and removed from the children afterwards
+(before a particle's next step, or at the next step's end for finished ones, and at the end of
+the run). Children thus carry ``logmeanexp(log_w + log_g) - log_g(ancestor)``, so the final
+target and the unbiasedness of ``log_ml`` are unchanged. A policy returning zeros leaves the run
+bit-identical to a run without it.
+
 The returned `Result` holds ``log_ml = logmeanexp(final log-weights)``, the log of an unbiased
 estimate of the target's normalising constant.
 """
@@ -22,7 +31,7 @@ import asyncio
 import inspect
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -33,6 +42,8 @@ from .resampling import get_resampler
 from .result import Result, Status
 from .trace import Trace
 from .weights import ess, logmeanexp, normalise
+
+Reweight = Callable[[Sequence[Model], int], Sequence[float]]
 
 
 class ProgramError(RuntimeError):
@@ -118,6 +129,23 @@ async def step_particles(particles: Sequence[Model], deadline: float | None) -> 
         return False
 
 
+def consult_reweight(particles: Sequence[Model], reweight: Reweight, step: int) -> np.ndarray:
+    """Remove finished particles' last potential and ask the policy for new ones (see the module docstring)."""
+    for p in particles:
+        if p.finished:
+            p.untwist()
+    log_g = np.asarray(reweight(particles, step), dtype=np.float64)
+    if log_g.shape != (len(particles),) or not np.all(np.isfinite(log_g)):
+        raise ValueError("a reweight policy must return one finite log-potential per particle")
+    return log_g
+
+
+def apply_potentials(particles: Sequence[Model], log_g: np.ndarray) -> None:
+    for p, g in zip(particles, log_g, strict=True):
+        if g != 0.0 and p.alive:
+            p.twist(float(g))
+
+
 def resample(particles: list[Model], rng: np.random.Generator, scheme: str) -> tuple[list[Model], np.ndarray]:
     """Resample to the same size; children are copies carrying the average weight."""
     log_w = np.array([p.log_weight for p in particles])
@@ -169,6 +197,7 @@ async def smc_async(
     time_limit: float | None = None,
     record: bool = False,
     progress: bool = False,
+    reweight: Reweight | None = None,
 ) -> Result:
     """Run SMC from inside an event loop (Jupyter, async apps). See `smc` for the arguments."""
     validate_program(model)
@@ -193,6 +222,7 @@ async def smc_async(
         completed = await step_particles(particles, deadline)
         n_steps += 1
         apply_checks(particles)
+        log_g = consult_reweight(particles, reweight, n_steps) if reweight is not None else None
         log_w = np.array([p.log_weight for p in particles])
         current_ess = ess(log_w)
         ess_history.append(current_ess)
@@ -209,6 +239,8 @@ async def smc_async(
         if all(p.finished for p in particles):
             break
         if current_ess < ess_threshold * n_particles:
+            if log_g is not None:
+                apply_potentials(particles, log_g)
             particles, ancestors = resample(particles, rng, resampling)
             n_resamples += 1
             if trace is not None:
@@ -236,6 +268,8 @@ def smc(model: Model, n_particles: int, **kwargs) -> Result:
     Keyword arguments: ``ess_threshold`` (0.5; 0 = importance sampling), ``resampling``
     ("stratified", "systematic", "residual" or "multinomial"), ``seed`` (fixes the run on a given
     backend), ``max_steps`` (1000), ``time_limit`` (seconds, None = no limit), ``record`` (keep a
-    `Trace` in ``result.trace``) and ``progress`` (show a progress bar).
+    `Trace` in ``result.trace``), ``progress`` (show a progress bar) and ``reweight`` (a policy whose
+    potentials steer which particles resampling copies, without changing the target; see the
+    module docstring).
     """
     return run_sync(smc_async(model, n_particles, **kwargs))

@@ -1,0 +1,95 @@
+"""Test-time scaling flags shared by ``selfsteer run`` (and ready for ``selfsteer solve``).
+
+- ``--vote METHOD``: aggregate the particles' answers (majority, confidence, max_confidence,
+  likelihood) and print the winner;
+- ``--explore WEIGHT`` / ``--explore-b0 B0``: resample with outcome-based exploration;
+- ``--trust``: print semantic isotropy and the failed-step fraction (records the run);
+- ``--lag-store DIR`` / ``--lag-k K``: log-augmented generation: put the K nearest stored runs
+  before the task (their KV reused on the transformers backend) and store this run afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+from typing import Any
+
+from selfsteer.smc.scaling.aggregate import AGGREGATORS
+
+LAG_OUTCOMES = ("correct", "unverified")  # runs recorded without a verifier are "unverified"
+
+
+def add_scaling_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("test-time scaling")
+    g.add_argument("--vote", choices=AGGREGATORS, default=None, help="aggregate the particles' answers")
+    g.add_argument("--explore", type=float, default=0.0, metavar="WEIGHT",
+                   help="outcome-based exploration weight (0 = off)")
+    g.add_argument("--explore-b0", type=float, default=0.5, help="UCB offset b0 of the exploration bonus")
+    g.add_argument("--trust", action="store_true", help="report semantic isotropy and the failed-step fraction")
+    g.add_argument("--lag-store", default=None, metavar="DIR", help="log store for log-augmented generation")
+    g.add_argument("--lag-k", type=int, default=1, help="how many stored logs to reuse (default 1)")
+
+
+def exploration(args: argparse.Namespace):
+    """The ``reweight`` policy the flags ask for, or None."""
+    if args.explore < 0:
+        raise SystemExit("error: --explore must be >= 0")
+    if args.explore == 0:
+        return None
+    from selfsteer.smc.scaling import Exploration
+
+    return Exploration(args.explore, b0=args.explore_b0)
+
+
+def lag_memory(args: argparse.Namespace):
+    if args.lag_store is None:
+        return None
+    if args.lag_k < 1:
+        raise SystemExit("error: --lag-k must be >= 1")
+    from selfsteer.smc.scaling import LogMemory
+
+    return LogMemory(args.lag_store, k=args.lag_k, outcomes=LAG_OUTCOMES)
+
+
+def accepts_examples(make_model) -> bool:
+    return "examples" in inspect.signature(make_model).parameters
+
+
+def lag_task(model: Any) -> tuple[str, str]:
+    """The task and user prompt of a program that supports LAG (attributes ``task``, ``user_prompt``)."""
+    task, prompt = getattr(model, "task", None), getattr(model, "user_prompt", None)
+    if not isinstance(task, str) or not isinstance(prompt, str):
+        raise SystemExit("error: --lag-store needs a program with `task` and `user_prompt` attributes "
+                         "(e.g. AnswerWithConfidence) and make_model(lm, examples=...)")
+    return task, prompt
+
+
+def record_run(memory, lm, model, result, vote) -> str:
+    """Store the run's best particle for the voted answer as an "unverified" log; returns its id."""
+    task, prompt = lag_task(model)
+    answers = result.answers()
+    best = max((i for i, a in enumerate(answers) if a is not None and a == vote.answer),
+               key=lambda i: result.log_weights[i], default=None)
+    if best is None:
+        return ""
+    text = getattr(result.particles[best], "text", str(result.particles[best].output))
+    return memory.record(lm, task, prompt, text, "unverified").id
+
+
+def scaling_report(result, args: argparse.Namespace) -> dict[str, Any]:
+    """What the flags add to the output: the vote and the trust scores."""
+    out: dict[str, Any] = {}
+    if args.vote:
+        v = result.vote(args.vote)
+        share = None if v.answer is None else v.share
+        out["vote"] = {"method": v.method, "answer": v.answer, "share": share, "n_voters": v.n_voters,
+                       "scores": [[repr(a) if not isinstance(a, (str, int, float)) else a, s]
+                                  for a, s in v.scores.items()]}
+    if args.trust:
+        from selfsteer.smc.scaling import EmbedderUnavailable
+
+        try:
+            out["trust"] = result.trust().to_dict()
+        except EmbedderUnavailable as e:
+            raise SystemExit(f"error: --trust: {e}") from None
+    return out
