@@ -77,7 +77,7 @@ def summarise(points: list[dict[str, Any]], size: Size) -> dict[str, Any]:
 
 
 def run_memory(size: Size, *, threads: int, device: str | None, seed: int, bar: tqdm | None,
-               timeout_s: float = 900.0) -> dict[str, Any]:
+               timeout_s: float = 2400.0) -> dict[str, Any]:
     points = []
     for n in size.memory_particles:
         for system in SYSTEMS:

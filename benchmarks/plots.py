@@ -80,7 +80,7 @@ def plot_memory(memory: dict[str, Any], path: Path) -> Path:
             continue
         color, marker = _style(system)
         n = s[system]["n_particles"]
-        axes[0].plot(n, s[system]["max_rss_mib"], marker=marker, color=color, label=system)
+        axes[0].plot(n, s[system]["run_peak_mib"], marker=marker, color=color, label=system)
         axes[1].plot(n, s[system]["growth_over_first_mib"], marker=marker, color=color, label=system)
     ref = s.get("selfsteer") or s.get("generate")
     if ref:
@@ -88,7 +88,7 @@ def plot_memory(memory: dict[str, Any], path: Path) -> Path:
                      label="KV of N-1 prompt copies")
         axes[1].plot(ref["n_particles"], ref["generated_kv_mib"], ":", color="tab:gray",
                      label="KV of generated tokens")
-    axes[0].set_title(f"peak resident memory (prompt {s.get('prompt_tokens')} tokens, {s.get('new_tokens')} generated)")
+    axes[0].set_title(f"peak RSS during the run (prompt {s.get('prompt_tokens')} tokens, {s.get('new_tokens')} generated)")
     axes[0].set_ylabel("MiB")
     axes[1].set_title("run's memory growth over the N=1 run")
     axes[1].set_ylabel("MiB")

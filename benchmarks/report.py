@@ -59,14 +59,14 @@ def sweep_table(scaling: dict[str, Any], label: str, key: str) -> list[str]:
 def memory_table(memory: dict[str, Any]) -> list[str]:
     s = memory["summary"]
     lines = [f"Prompt {s.get('prompt_tokens')} tokens, {s.get('new_tokens')} generated per particle.", "",
-             "| system | N | peak RSS MiB | run growth MiB | growth over N=1 MiB | KV of prompt copies MiB | KV of generated MiB |",
-             "|---|---|---|---|---|---|---|"]
+             "| system | N | process peak RSS MiB | run peak RSS MiB | run growth MiB | growth over N=1 MiB | KV of prompt copies MiB | KV of generated MiB |",
+             "|---|---|---|---|---|---|---|---|"]
     for system in ("selfsteer", "generate"):
         if system not in s:
             continue
         r = s[system]
         for i, n in enumerate(r["n_particles"]):
-            lines.append(f"| {system} | {n} | {r['max_rss_mib'][i]:.0f} | {r['growth_mib'][i]:.0f} | "
+            lines.append(f"| {system} | {n} | {r['max_rss_mib'][i]:.0f} | {r['run_peak_mib'][i]:.0f} | {r['growth_mib'][i]:.0f} | "
                          f"{r['growth_over_first_mib'][i]:.0f} | {r['prompt_copies_kv_mib'][i]:.0f} | {r['generated_kv_mib'][i]:.0f} |")
     errors = [p for p in memory["points"] if p.get("error")]
     lines += [f"\n_{p['system']} N={p['n_particles']} failed: {p['error']}_" for p in errors]

@@ -18,10 +18,11 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from selfsteer.smc.lm.loading import default_device
 from tqdm.auto import tqdm
 
 from . import foundation, memory, plots, report, scaling, targets
-from .environment import SharedModel, load_shared, machine_description, set_threads
+from .environment import SharedModel, load_shared, machine_description, model_dir, set_threads
 from .harness import Harness
 from .sizes import SIZES, get_size
 from .systems import RUNNERS, make_runners
@@ -61,8 +62,9 @@ def run(args: argparse.Namespace, shared: SharedModel | None = None) -> dict:
     suites = SUITES if args.suite == "all" else (args.suite,)
     threads = set_threads(args.threads)
     started = time.time()
-    shared = shared or load_shared(args.device)
     in_process = [s for s in ("foundation", "scaling") if s in suites]
+    shared = shared or (load_shared(args.device) if in_process else None)
+    device = shared.device if shared else (args.device or default_device())
     runners, missing = make_runners(args.systems, shared) if in_process else ([], {})
     harness = Harness(runners, seed=args.seed)
     total = sum(m.count_timed_runs(harness, size) for name, m in (("foundation", foundation), ("scaling", scaling)) if name in suites)
@@ -81,13 +83,14 @@ def run(args: argparse.Namespace, shared: SharedModel | None = None) -> dict:
         "command": "python -m benchmarks.run " + " ".join(args.argv),
         "started": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
         "duration_s": time.time() - started,
-        "machine": machine_description(threads, shared.device),
-        "model": {"name": shared.lm.name, "kv_bytes_per_token": shared.kv_bytes_per_token},
+        "machine": machine_description(threads, device),
+        "model": {"name": "SmolLM2-135M-Instruct (bundled)", "dir": str(model_dir())},
         "settings": {"size": size.name, "suites": list(suites), "seed": args.seed, "threads": threads,
                      "size_parameters": asdict(size)},
-        "systems": {name: {"available": name not in missing, "reason": missing.get(name)} for name in args.systems},
+        "systems": {name: {"available": name not in missing, "reason": missing.get(name)}
+                    for name in (args.systems if in_process else memory.SYSTEMS)},
         "suites": results,
-        "targets": targets.evaluate(results, size=size.name, device=shared.device),
+        "targets": targets.evaluate(results, size=size.name, device=device),
     }
 
 

@@ -38,8 +38,8 @@ FULL = Size(
 QUICK = Size(
     "quick", no_e_particles=4, no_e_tokens=16, free_particles=8, free_tokens=16, repeats=1,
     particle_grid=(1, 4, 16), particle_sweep_tokens=8,
-    length_grid=(8, 16, 32), length_sweep_particles=4, budget_s=30.0,
-    memory_prompt_tokens=1024, memory_particles=(1, 4, 16), memory_new_tokens=8,
+    length_grid=(8, 16), length_sweep_particles=4, budget_s=30.0,
+    memory_prompt_tokens=1024, memory_particles=(1, 8), memory_new_tokens=8,
 )
 TINY = Size(
     "tiny", no_e_particles=2, no_e_tokens=3, free_particles=2, free_tokens=3, repeats=1,
