@@ -51,6 +51,9 @@ def sweep_table(scaling: dict[str, Any], label: str, key: str) -> list[str]:
     for x in xs:
         cells = [f"{by[(s, x)]['wall_s']:.2f} ({by[(s, x)]['tokens_per_s']:.0f})" if (s, x) in by else "skipped" for s in systems]
         lines.append(f"| {x} | " + " | ".join(cells) + " |")
+    for r in scaling[label]["runs"]:
+        if r.get("error"):
+            lines.append(f"\n_{r['system']} failed at N={r['n_particles']}, T={r['max_tokens']}: {r['error']}_")
     for sk in scaling[label]["skipped"]:
         lines.append(f"\n_{sk['system']} skipped N={sk['n_particles']}, T={sk['max_tokens']}: {sk['reason']}_")
     return lines
