@@ -1,0 +1,46 @@
+"""The foundation suite: the two tasks the foundation issue's targets are stated on.
+
+- no-e sentence, N=8, up to 40 tokens: selfsteer vs genlm-control (speed and valid outputs),
+  with llamppl and plain ``generate`` alongside;
+- free text, N=16 x 64 tokens, EOS disallowed: selfsteer (token-level and chunked) vs plain
+  batched ``generate``, with genlm-control and llamppl alongside.
+
+Each system runs each task ``repeats`` times, interleaved; the summary holds per-system medians.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from .harness import Harness
+from .record import median_record
+from .sizes import Size
+from .tasks import free_task, no_e_task
+
+
+def foundation_tasks(size: Size):
+    return [no_e_task(size.no_e_particles, size.no_e_tokens), free_task(size.free_particles, size.free_tokens)]
+
+
+def run_foundation(harness: Harness, size: Size) -> dict[str, Any]:
+    tasks = foundation_tasks(size)
+    records = harness.side_by_side(tasks, size.repeats)
+    grouped = defaultdict(list)
+    for r in records:
+        grouped[(r.task, r.system)].append(r)
+    summary: dict[str, dict[str, Any]] = defaultdict(dict)
+    for (task, system), recs in grouped.items():
+        summary[task][system] = median_record(recs)
+    return {
+        "tasks": [t.to_dict() for t in tasks],
+        "repeats": size.repeats,
+        "summary": dict(summary),
+        "runs": [r.to_dict() for r in records],
+    }
+
+
+def count_timed_runs(harness: Harness, size: Size) -> int:
+    return sum(
+        size.repeats for t in foundation_tasks(size) for r in harness.runners if r.supports(t) is None
+    )

@@ -1,0 +1,89 @@
+"""Where selfsteer's time goes on a foundation task: ``python -m benchmarks.profile_smc --task no_e|free``.
+
+Runs the selfsteer runner once untimed (warm-up), then once under cProfile, and prints the share
+of the run spent in named parts of the stack (the model's forward pass, its linear layers and
+attention, selfsteer's KV bookkeeping, batching, sampling, the engine's own Python) followed by the
+top functions by own time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+
+from .environment import load_shared, set_threads
+from .sizes import FULL
+from .systems import RUNNERS
+from .tasks import free_task, no_e_task
+
+# (label, file suffix, function name): cumulative time of these functions, as a share of the run.
+PARTS = (
+    ("LM batch processing (TransformersLM._process)", "smc/lm/hf.py", "_process"),
+    ("  model forward (TransformersLM._forward)", "smc/lm/hf.py", "_forward"),
+    ("    torch linear (all projections + lm_head)", "~", "<built-in method torch._C._nn.linear>"),
+    ("    torch scaled_dot_product_attention", "~", "<built-in method torch._C._nn.scaled_dot_product_attention>"),
+    ("    KV cache update (BlockLayer.update: prefix concat)", "smc/lm/kv.py", "update"),
+    ("    torch.cat (all callers)", "~", "<built-in method torch.cat>"),
+    ("  block gather on resampling (kv.gather_rows)", "smc/lm/kv.py", "gather_rows"),
+    ("  block growth (Block.reserve)", "smc/lm/kv.py", "reserve"),
+    ("  prompt prefill (TransformersLM._prompt)", "smc/lm/hf.py", "_prompt"),
+    ("  fused chunk loop (TransformersLM._generate_group)", "smc/lm/hf.py", "_generate_group"),
+    ("  log_softmax + copy to numpy (torch.log_softmax)", "~", "<built-in method torch.log_softmax>"),
+    ("engine: particle steps (step_particles)", "smc/inference.py", "step_particles"),
+    ("engine: resample (clone particles)", "smc/inference.py", "resample"),
+    ("engine: deepcopy (all callers)", "copy.py", "deepcopy"),
+    ("weights: logsumexp (numpy)", "smc/weights.py", "logsumexp"),
+    ("sampling: sample_log_probs", "smc/distributions.py", "sample_log_probs"),
+    ("context: current_logprobs (masking)", "smc/lm/context.py", "current_logprobs"),
+)
+
+
+def cumulative(stats: pstats.Stats, suffix: str, name: str) -> float:
+    """Cumulative seconds of functions named ``name`` in files ending with ``suffix`` (outermost calls only)."""
+    total = 0.0
+    for (filename, _, func), (_, _, _, ct, _) in stats.stats.items():  # type: ignore[attr-defined]
+        if func == name and filename.endswith(suffix):
+            total += ct
+    return total
+
+
+def profile(task_name: str, *, threads: int, seed: int, top: int) -> str:
+    set_threads(threads)
+    shared = load_shared()
+    task = no_e_task(FULL.no_e_particles, FULL.no_e_tokens) if task_name == "no_e" else free_task(FULL.free_particles, FULL.free_tokens)
+    runner = RUNNERS["selfsteer"](shared)
+    runner.run(task.resized(n_particles=1, max_tokens=2), seed)  # warm-up
+    prof = cProfile.Profile()
+    prof.enable()
+    record = runner.run(task, seed)
+    prof.disable()
+    stats = pstats.Stats(prof)
+    total = record.wall_s
+    lines = [f"selfsteer on {task.name}: N={task.n_particles}, up to {task.max_tokens} tokens, {threads} thread(s)",
+             f"wall {record.wall_s:.2f} s (under cProfile), CPU {record.cpu_s:.2f} s, {record.n_tokens} tokens, "
+             f"extra {record.extra}", "", f"{'part':60s} {'seconds':>9s} {'share':>7s}"]
+    for label, suffix, name in PARTS:
+        sec = cumulative(stats, suffix, name)
+        lines.append(f"{label:60s} {sec:9.2f} {sec / total:7.1%}")
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(top)
+    lines += ["", "Top functions by own time:", buf.getvalue()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.profile_smc", description=__doc__.splitlines()[0])
+    p.add_argument("--task", choices=("no_e", "free"), default="no_e")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top", type=int, default=25)
+    a = p.parse_args(argv)
+    print(profile(a.task, threads=a.threads, seed=a.seed, top=a.top))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

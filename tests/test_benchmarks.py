@@ -1,0 +1,158 @@
+"""The benchmark harness (benchmarks/) at its tiniest size, so it does not rot.
+
+These tests check behaviour and bookkeeping (token counts, the shared checker, targets' pass/fail
+logic, files written), never timings. Run from the repository root (``python -m pytest``), which
+puts the ``benchmarks`` package on the path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+
+import pytest
+
+from benchmarks import memory, targets
+from benchmarks.environment import SharedModel
+from benchmarks.harness import Harness
+from benchmarks.run import parse_args, run, write
+from benchmarks.sizes import TINY
+from benchmarks.systems import make_runners
+from benchmarks.tasks import Task, free_task, is_valid, long_prompt, no_e_task
+
+
+def test_shared_checker_by_cases():
+    no_e, free = no_e_task(), free_task()
+    cases = {"A dog sleeps.": False, "A big dog barks.": True, "AN ODD PUP!": True, "ELK": False, "": False, "   ": False}
+    for text, ok in cases.items():
+        assert is_valid(no_e, text) is ok, text
+    assert is_valid(no_e, None) is False
+    assert is_valid(free, "anything, e included") is True
+    assert is_valid(free, None) is False
+
+
+def test_task_rejects_bad_settings():
+    with pytest.raises(ValueError, match="choose one of"):
+        Task("x", "p", 2, 4, "rhymes")
+    with pytest.raises(ValueError, match=">= 1"):
+        free_task(0, 4)
+
+
+def test_long_prompt_is_just_long_enough():
+    count = len  # one "token" per character keeps the arithmetic checkable
+    text = long_prompt(count, 1000)
+    assert count(text) >= 1000
+    shorter = "\n\n".join(text.split("\n\n")[:-2]) + "\n\n" + text.split("\n\n")[-1]
+    assert count(shorter) < 1000  # one section fewer would not reach the length
+
+
+@pytest.fixture(scope="module")
+def shared(lm):
+    """The session's model, run with one torch thread (restored afterwards): on a busy machine more
+    threads than free cores make every forward pass many times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield SharedModel(lm, str(lm.device))
+    torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_consistent_summary(shared, tmp_path):
+    args = parse_args(["--size", "tiny", "--suite", "foundation", "--threads", "1",
+                       "--systems", "selfsteer,selfsteer-chunk,generate"])
+    summary = run(args, shared)
+    runs = summary["suites"]["foundation"]["runs"]
+    assert {r["system"] for r in runs} == {"selfsteer", "selfsteer-chunk", "generate"}
+    for r in runs:
+        assert r["error"] is None
+        assert len(r["outputs"]) == r["n_particles"]
+        if r["task"] == "free":  # EOS is disallowed: every sequence has exactly max_tokens tokens
+            assert r["n_tokens"] == r["n_particles"] * r["max_tokens"]
+            assert r["n_valid"] == r["n_particles"]
+        if r["task"] == "no_e" and r["system"] == "selfsteer":  # the constraint holds on every output
+            assert all("e" not in out.lower() for out in r["outputs"])
+    ratio = summary["suites"]["foundation"]["ratios"]["free"]["generate"]["wall_vs_selfsteer"]
+    rows = summary["suites"]["foundation"]["summary"]["free"]
+    assert math.isclose(ratio, rows["generate"]["wall_s"] / rows["selfsteer"]["wall_s"])
+    ids = {t["id"] for t in summary["targets"]}
+    assert {"no_e_validity_vs_genlm", "free_vs_generate[selfsteer]"} <= ids
+    assert all(not t["applies"] for t in summary["targets"])  # tiny is never the targets' configuration
+
+    paths = write(summary, tmp_path)
+    assert {p.name for p in paths} == {"summary.json", "summary.md", "foundation.png"}
+    assert json.loads((tmp_path / "summary.json").read_text())["settings"]["size"] == "tiny"
+    assert (tmp_path / "foundation.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| free | selfsteer |" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_sweep_skips_larger_points_after_the_budget(shared):
+    runners, _ = make_runners(["selfsteer"], shared)
+    tasks = [free_task(n, 2, name="free_particles") for n in (1, 2, 4)]
+    records, skipped = Harness(runners).sweep(tasks, budget_s=0.0)  # every run exceeds a zero budget
+    assert [r.n_particles for r in records] == [1]
+    assert [s["n_particles"] for s in skipped] == [2, 4]
+    assert "budget" in skipped[0]["reason"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("system", ["genlm-control", "llamppl"])
+def test_competitor_runs_the_same_tasks(shared, system):
+    if system == "llamppl" and importlib.util.find_spec("llamppl") is None:
+        pytest.skip("llamppl is not installed (pip install llamppl==0.2.3)")
+    runners, missing = make_runners([system], shared)
+    assert not missing, missing
+    runner = runners[0]
+    free = runner.run(free_task(2, 3), seed=0)
+    assert free.error is None
+    assert free.n_tokens == 6 and free.n_valid == 2
+    no_e = runner.run(no_e_task(2, 3), seed=0)
+    assert no_e.error is None
+    assert all("e" not in out.lower() for out in no_e.outputs)
+
+
+@pytest.mark.slow
+def test_memory_probe_in_a_fresh_process():
+    point = memory.probe("selfsteer", 1, TINY, threads=1, device="cpu", seed=0, timeout_s=600)
+    assert point.get("error") is None, point
+    assert point["n_tokens"] == TINY.memory_new_tokens
+    assert point["prompt_tokens"] >= TINY.memory_prompt_tokens
+    assert point["max_rss_bytes"] >= point["run_peak_bytes"] > 0
+
+
+def _memory_point(system, n, growth_mib):
+    return {"system": system, "n_particles": n, "prompt_tokens": 1000, "kv_bytes_per_token": 2**20,
+            "max_rss_bytes": 0, "run_peak_bytes": 0, "growth_bytes": int(growth_mib * 2**20)}
+
+
+def test_targets_pass_and_fail_at_their_thresholds():
+    def foundation(genlm_wall, free_wall, valid):
+        row = {"wall_s": 1.0, "cpu_s": 1.0, "tokens_per_s": 1.0, "n_valid": valid}
+        return {"summary": {
+            "no_e": {"selfsteer": row, "genlm-control": {**row, "wall_s": genlm_wall, "n_valid": 8}},
+            "free": {"selfsteer": {**row, "wall_s": free_wall}, "generate": row},
+        }}
+
+    ok = {t["id"]: t["passed"] for t in targets.foundation_targets(foundation(3.0, 1.3, 8), True)}
+    assert ok == {"no_e_speed_vs_genlm": True, "no_e_validity_vs_genlm": True,
+                  "free_vs_generate[selfsteer]": True, "free_vs_generate[selfsteer-chunk]": None}
+    bad = {t["id"]: t["passed"] for t in targets.foundation_targets(foundation(2.99, 1.31, 7), True)}
+    assert bad["no_e_speed_vs_genlm"] is False
+    assert bad["no_e_validity_vs_genlm"] is False
+    assert bad["free_vs_generate[selfsteer]"] is False
+    assert targets.gpu_target(None, "cpu", True)["passed"] is None
+
+    points = [_memory_point("selfsteer", 1, 10), _memory_point("selfsteer", 5, 30)]
+    summary = memory.summarise(points, TINY)
+    assert summary["selfsteer"]["growth_over_first_mib"] == pytest.approx([0, 20])
+    assert summary["selfsteer"]["prompt_copies_kv_mib"][-1] == pytest.approx(4 * 1000)  # (5 - 1) copies x 1000 tokens x 1 MiB
+    assert targets.memory_target({"summary": summary}, True)["passed"] is True  # 20 MiB << 4000 MiB
+
+
+def test_cli_names_the_valid_systems(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--systems", "selfsteer,vllm-magic"])
+    assert "genlm-control" in capsys.readouterr().err
