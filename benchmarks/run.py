@@ -18,8 +18,9 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from selfsteer.smc.lm.loading import default_device
 from tqdm.auto import tqdm
+
+from selfsteer.smc.lm.loading import default_device
 
 from . import foundation, memory, plots, report, scaling, targets
 from .environment import SharedModel, load_shared, machine_description, model_dir, set_threads

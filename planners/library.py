@@ -27,8 +27,9 @@ import numpy as np
 
 from selfsteer.programs.registry import all_programs
 from selfsteer.smc import LanguageModel, TextModel
+from selfsteer.smc.scaling.embed import Embedder, load_embedder
 
-from .embed import Embedder
+from .embed import embed_cached
 from .execute import MODEL_LOAD_LOCK
 from .extract import ExtractionError, extract_params
 from .lm_params import lm_params
@@ -91,14 +92,14 @@ class LibraryPlanner:
     def embedder(self) -> Embedder:
         with MODEL_LOAD_LOCK:  # planners run in worker threads; see MODEL_LOAD_LOCK
             if self._embedder is None:
-                self._embedder = Embedder()
+                self._embedder = load_embedder()
         return self._embedder
 
     def rank(self, task: str) -> list[Candidate]:
         """Every program with its best similarity to ``task``, best first."""
         if self._vectors is None:
-            self._vectors = self.embedder.embed_cached(self._texts)
-        sims = self._vectors @ self.embedder.embed([task])[0]
+            self._vectors = embed_cached(self.embedder, self._texts)
+        sims = self._vectors @ self.embedder([task])[0]
         best: dict[int, tuple[float, str]] = {}
         for owner, sim, text in zip(self._owners, sims, self._texts, strict=True):
             if owner not in best or sim > best[owner][0]:

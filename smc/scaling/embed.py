@@ -55,8 +55,8 @@ class SentenceEmbedder:
             raise EmbedderUnavailable(f"embedding needs sentence-transformers: {INSTALL}")
         from sentence_transformers import SentenceTransformer
 
-        self.name = Path(model_dir).name if Path(model_dir).exists() else str(model_dir)
-        self.model = SentenceTransformer(str(model_dir), device=device)
+        self.name = str(Path(model_dir).resolve()) if Path(model_dir).exists() else str(model_dir)
+        self.model = SentenceTransformer(str(model_dir), device=device, local_files_only=True)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
