@@ -22,7 +22,7 @@ install-dev: $(BIN)/python
 	$(BIN)/pip install -q -e ".[dev]"
 
 demo: install
-	$(BIN)/selfsteer run programs/examples/no_e_sentence.py --particles 8 --seed 0
+	$(BIN)/selfsteer solve "Write a sentence without the letter e." --particles 8 --seed 0
 
 test: install-dev
 	$(BIN)/python -m pytest -q

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 SUBCOMMANDS = ("run", "view", "solve", "plan", "eval", "train")
@@ -32,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # genlm-backend pulls in bitsandbytes, whose CPU build warns about an optional kernel package
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

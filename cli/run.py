@@ -20,6 +20,7 @@ from .scaling_options import (
     exploration,
     lag_memory,
     lag_task,
+    print_scaling,
     record_run,
     scaling_report,
 )
@@ -108,12 +109,5 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({**result.to_dict(), **extra}, indent=2))
     else:
         print(result.summary())
-        if "vote" in extra:
-            v = extra["vote"]
-            share = "-" if v["share"] is None else f"{v['share']:.3f}"
-            print(f"vote ({v['method']}): {v['answer']!r}   share {share}   voters {v['n_voters']}")
-        if "trust" in extra:
-            t = extra["trust"]
-            print(f"trust: isotropy {t['isotropy']}   trust {t['trust']}   "
-                  f"failed-step fraction {t['failed_step_fraction']}")
+        print_scaling(extra)
     return 0 if result.posterior else 1

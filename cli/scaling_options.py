@@ -1,11 +1,12 @@
-"""Test-time scaling flags shared by ``selfsteer run`` (and ready for ``selfsteer solve``).
+"""Test-time scaling flags shared by ``selfsteer run`` and ``selfsteer solve``.
 
 - ``--vote METHOD``: aggregate the particles' answers (majority, confidence, max_confidence,
   likelihood) and print the winner;
 - ``--explore WEIGHT`` / ``--explore-b0 B0``: resample with outcome-based exploration;
 - ``--trust``: print semantic isotropy and the failed-step fraction (records the run);
 - ``--lag-store DIR`` / ``--lag-k K``: log-augmented generation: put the K nearest stored runs
-  before the task (their KV reused on the transformers backend) and store this run afterwards.
+  before the task (their KV reused on the transformers backend) and store this run afterwards
+  (``run`` only: it needs a program file with ``make_model(lm, examples=...)``).
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from selfsteer.smc.scaling.aggregate import AGGREGATORS
 LAG_OUTCOMES = ("correct", "unverified")  # runs recorded without a verifier are "unverified"
 
 
-def add_scaling_flags(p: argparse.ArgumentParser) -> None:
+def add_scaling_flags(p: argparse.ArgumentParser, *, lag: bool = True) -> None:
     g = p.add_argument_group("test-time scaling")
     g.add_argument("--vote", choices=AGGREGATORS, default=None, help="aggregate the particles' answers")
     g.add_argument("--explore", type=float, default=0.0, metavar="WEIGHT",
                    help="outcome-based exploration weight (0 = off)")
     g.add_argument("--explore-b0", type=float, default=0.5, help="UCB offset b0 of the exploration bonus")
     g.add_argument("--trust", action="store_true", help="report semantic isotropy and the failed-step fraction")
+    if not lag:
+        return
     g.add_argument("--lag-store", default=None, metavar="DIR", help="log store for log-augmented generation")
     g.add_argument("--lag-k", type=int, default=1, help="how many stored logs to reuse (default 1)")
 
@@ -80,11 +83,7 @@ def scaling_report(result, args: argparse.Namespace) -> dict[str, Any]:
     """What the flags add to the output: the vote and the trust scores."""
     out: dict[str, Any] = {}
     if args.vote:
-        v = result.vote(args.vote)
-        share = None if v.answer is None else v.share
-        out["vote"] = {"method": v.method, "answer": v.answer, "share": share, "n_voters": v.n_voters,
-                       "scores": [[repr(a) if not isinstance(a, (str, int, float)) else a, s]
-                                  for a, s in v.scores.items()]}
+        out["vote"] = result.vote(args.vote).to_dict()
     if args.trust:
         from selfsteer.smc.scaling import EmbedderUnavailable
 
@@ -93,3 +92,14 @@ def scaling_report(result, args: argparse.Namespace) -> dict[str, Any]:
         except EmbedderUnavailable as e:
             raise SystemExit(f"error: --trust: {e}") from None
     return out
+
+
+def print_scaling(extra: dict[str, Any]) -> None:
+    """Print the vote and trust lines of `scaling_report` (or of a solve result)."""
+    v, t = extra.get("vote"), extra.get("trust")
+    if v:
+        share = "-" if v["share"] is None else f"{v['share']:.3f}"
+        print(f"vote ({v['method']}): {v['answer']!r}   share {share}   voters {v['n_voters']}")
+    if t:
+        print(f"trust: isotropy {t['isotropy']}   trust {t['trust']}   "
+              f"failed-step fraction {t['failed_step_fraction']}")

@@ -14,6 +14,7 @@ from .planner_options import (
     limits_from_args,
     planner_from_args,
 )
+from .scaling_options import add_scaling_flags, print_scaling
 
 
 def register(sub) -> None:
@@ -21,6 +22,7 @@ def register(sub) -> None:
     p.add_argument("task", help='the task in plain language, e.g. "Write a sentence without the letter e."')
     add_planner_options(p)
     add_run_options(p)
+    add_scaling_flags(p, lag=False)
     p.add_argument("--no-reuse", action="store_true", help="plan afresh even if a cached program exists")
     p.add_argument("--show-program", action="store_true", help="print the program that produced the answer")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -47,9 +49,14 @@ def run(args: argparse.Namespace) -> int:
     except (PlannerError, ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    result = solve(args.task, planner=planner, n_particles=args.particles, follower=args.follower,
-                   attempts=args.attempts, seed=args.seed, limits=limits_from_args(args),
-                   cache=cache_from_args(args), reuse=not args.no_reuse, progress=progress_printer())
+    try:
+        result = solve(args.task, planner=planner, n_particles=args.particles, follower=args.follower,
+                       attempts=args.attempts, seed=args.seed, limits=limits_from_args(args),
+                       cache=cache_from_args(args), reuse=not args.no_reuse, progress=progress_printer(),
+                       explore=args.explore, explore_b0=args.explore_b0, vote=args.vote, trust=args.trust)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=repr))
     elif result.check_passed:
@@ -58,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nposterior weight: {result.weight:.3f}   check: passed   program: "
               f"{result.plan.program_name or result.plan.class_name} ({source}, {result.plan.origin})   "
               f"time: {result.seconds:.1f}s")
+        print_scaling({"vote": result.vote, "trust": result.trust})
     else:
         print(f"no verified answer after {len(result.attempts)} attempt(s); check: not passed\nlast error: {result.error}")
     if args.show_program and result.plan is not None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from selfsteer.smc import LanguageModel, ProgramError, TextModel, load_lm, smc_async
 
-from .outcome import RunSummary, summarize
+from .outcome import RunSummary, smc_extras, summarize
 from .plan import Plan
 from .sandbox import Limits, SandboxError, run_sandboxed
 from .validate import ValidationError, validate_program
@@ -31,7 +31,9 @@ class AttemptFailed(RuntimeError):
 
 @dataclass
 class RunSettings:
-    """How a plan is run: the follower, particles, seed and limits."""
+    """How a plan is run: the follower, particles, seed, limits and test-time scaling options
+    (``explore``: outcome-based exploration weight, 0 = off; ``vote``: an aggregator name;
+    ``record``: record the run, which the failed-step fraction needs)."""
 
     follower: str | None = None  # a load_lm name; None = the bundled SmolLM2-135M-Instruct
     n_particles: int = 8
@@ -39,6 +41,14 @@ class RunSettings:
     ess_threshold: float = 0.5
     limits: Limits = field(default_factory=Limits)
     lm: LanguageModel | None = None  # a loaded follower for in-process (library) runs
+    explore: float = 0.0
+    explore_b0: float = 0.5
+    vote: str | None = None
+    record: bool = False
+
+    def scaling_job(self) -> dict:
+        """The scaling options as JSON for the sandbox child."""
+        return {"explore": self.explore, "explore_b0": self.explore_b0, "vote": self.vote, "record": self.record}
 
 
 _FOLLOWERS: dict[str | None, LanguageModel] = {}
@@ -76,10 +86,11 @@ async def run_library_plan(plan: Plan, task: str, settings: RunSettings) -> RunS
         model = cls(lm, task, **params)
         started = time.monotonic()
         result = await smc_async(model, settings.n_particles, seed=settings.seed, ess_threshold=settings.ess_threshold,
-                                 max_steps=settings.limits.max_steps, time_limit=settings.limits.wall_s)
+                                 max_steps=settings.limits.max_steps, time_limit=settings.limits.wall_s,
+                                 **smc_extras(settings.explore, settings.explore_b0, settings.record))
     except (ProgramError, ValueError, TypeError) as e:
         raise AttemptFailed("program", f"{type(e).__name__}: {e}") from e
-    return summarize(result, time.monotonic() - started)
+    return summarize(result, time.monotonic() - started, settings.vote)
 
 
 async def run_lm_plan(plan: Plan, task: str, settings: RunSettings) -> RunSummary:
@@ -90,7 +101,8 @@ async def run_lm_plan(plan: Plan, task: str, settings: RunSettings) -> RunSummar
         raise AttemptFailed("validation", str(e)) from e
     try:
         run = await run_sandboxed(program, task, follower=settings.follower, n_particles=settings.n_particles,
-                                  seed=settings.seed, ess_threshold=settings.ess_threshold, limits=settings.limits)
+                                  seed=settings.seed, ess_threshold=settings.ess_threshold, limits=settings.limits,
+                                  scaling=settings.scaling_job())
     except SandboxError as e:
         raise AttemptFailed(e.kind, str(e)) from e
     return run.summary

@@ -156,12 +156,7 @@ def sentence_max_word_length(task: str) -> dict[str, Any]:
     if longest is None and (m := re.search(rf"\b(?:longer|more)\s+than\s+{NUM}\s+(?:characters?|letters?)", task, re.I)):
         longest = number(m.group(1))
     params: dict[str, Any] = {"max_word_chars": require(longest, "the maximum word length")}
-    low, high = bounds_of(task, "words?")
-    if low is not None:
-        params["min_words"] = low
-    if high is not None:
-        params["max_words"] = high
-    return params
+    return params | word_limits(*bounds_of(task, "words?"))
 
 
 NEGATION = re.compile(r"\b(?:not|never|no|without|avoid\w*|don't|doesn't|forbid\w*|ban\w*)\b[^.;]{0,12}$", re.I)
@@ -182,15 +177,15 @@ def sentence_char_count(task: str) -> dict[str, Any]:
     return {"n_chars": require(exact_count_of(task, "characters?|chars?"), "an exact number of characters")}
 
 
+def word_limits(low: int | None, high: int | None) -> dict[str, int]:
+    """``min_words`` / ``max_words`` for the bounds that are known."""
+    return {k: v for k, v in (("min_words", low), ("max_words", high)) if v is not None}
+
+
 def sentence_without_letter(task: str) -> dict[str, Any]:
     m = re.search(r"\bletters?\s+['\"‘“]?([A-Za-z])['\"’”]?(?![A-Za-z])", task, re.I)
     params: dict[str, Any] = {"letter": require(m, "the banned letter").group(1).lower()}
-    low, high = bounds_of(task, "words?")
-    if low is not None:
-        params["min_words"] = low
-    if high is not None:
-        params["max_words"] = high
-    return params
+    return params | word_limits(*bounds_of(task, "words?"))
 
 
 def paragraph_sentence_count(task: str) -> dict[str, Any]:
@@ -201,11 +196,7 @@ def paragraph_sentence_count(task: str) -> dict[str, Any]:
     if per:
         low, high = bounds_of(per, "words?")
         exact = count_of(per, "words?") if low is None and high is None else None
-        low, high = (exact, exact) if exact else (low, high)
-        if low is not None:
-            params["min_words"] = low
-        if high is not None:
-            params["max_words"] = high
+        params |= word_limits(*((exact, exact) if exact else (low, high)))
     return params
 
 

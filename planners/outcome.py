@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from selfsteer.smc import Result
+from selfsteer.smc.scaling import Exploration
+from selfsteer.smc.scaling.trust import response_text
 
 MAX_OUTPUT_CHARS = 4000
 MAX_POSTERIOR_ENTRIES = 20
@@ -41,6 +43,9 @@ class RunSummary:
     n_check_failed: int
     posterior: list[tuple[Any, float]] = field(default_factory=list)
     time_s: float = 0.0
+    responses: list[str] = field(default_factory=list)  # finished, live particles' texts (for trust)
+    failed_step_fraction: float | None = None  # when the run was recorded
+    vote: dict[str, Any] | None = None  # `Vote.to_dict()` when a vote was asked for
 
     @property
     def answer(self) -> Any:
@@ -87,9 +92,22 @@ class RunSummary:
                 "allowed nothing, or max_tokens was too small); relax the constraint or raise max_tokens")
 
 
-def summarize(result: Result, time_s: float | None = None) -> RunSummary:
-    """Reduce an engine `Result` to a `RunSummary`."""
+def smc_extras(explore: float = 0.0, explore_b0: float = 0.5, record: bool = False) -> dict[str, Any]:
+    """Keyword arguments of `smc` for the test-time scaling options: outcome-based exploration
+    (``explore`` > 0) and recording the run (needed for the failed-step fraction)."""
+    extras: dict[str, Any] = {"record": record}
+    if explore > 0:
+        extras["reweight"] = Exploration(explore, b0=explore_b0)
+    return extras
+
+
+def summarize(result: Result, time_s: float | None = None, vote: str | None = None) -> RunSummary:
+    """Reduce an engine `Result` to a `RunSummary`; ``vote`` names an aggregator to apply."""
+    from selfsteer.smc.scaling import failed_step_fraction
+
     checks = result.check_passed
+    alive = [p for p in result.particles if p.finished and p.alive]
+    fsf = failed_step_fraction(result.trace) if result.trace is not None and result.algorithm == "smc" else None
     return RunSummary(
         status=str(result.status),
         log_ml=float(result.log_ml),
@@ -99,4 +117,7 @@ def summarize(result: Result, time_s: float | None = None) -> RunSummary:
         n_check_failed=sum(c is False for c in checks),
         posterior=[(clip_output(o), float(p)) for o, p in list(result.posterior.items())[:MAX_POSTERIOR_ENTRIES]],
         time_s=float(result.timings.get("total_s", 0.0) if time_s is None else time_s),
+        responses=[clip_output(response_text(p)) for p in alive],
+        failed_step_fraction=fsf,
+        vote=result.vote(vote).to_dict() if vote else None,
     )

@@ -160,14 +160,19 @@ async def run_sandboxed(
     seed: int | None = None,
     ess_threshold: float = 0.5,
     limits: Limits = Limits(),
+    scaling: dict | None = None,
 ) -> SandboxRun:
-    """Run a validated program on ``task`` in the sandbox (see the module docstring)."""
+    """Run a validated program on ``task`` in the sandbox (see the module docstring).
+
+    ``scaling``: test-time scaling options (``explore``, ``explore_b0``, ``vote``, ``record``).
+    """
     workdir = tempfile.mkdtemp(prefix="selfsteer-sandbox-")
     os.chmod(workdir, 0o755)
     job = {
         "source": program.source, "class_name": program.class_name, "task": task, "follower": follower,
         "n_particles": n_particles, "seed": seed, "ess_threshold": ess_threshold, "max_steps": limits.max_steps,
         "time_limit": limits.wall_s, "memory_mb": limits.memory_mb, "cpu_s": limits.cpu_seconds(), "workdir": workdir,
+        "scaling": scaling or {},
     }
     cmd = [*network_isolation(), sys.executable, "-I", "-m", "selfsteer.planners.sandbox_child"]
     stderr = bytearray()

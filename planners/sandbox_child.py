@@ -27,7 +27,7 @@ import time
 import traceback
 from pathlib import Path
 
-from selfsteer.planners.outcome import summarize
+from selfsteer.planners.outcome import smc_extras, summarize
 
 PROGRAM_FILE = "<planned program>"
 NOBODY = 65534
@@ -198,9 +198,11 @@ async def run_program(cls: type, lm, job: dict):
     from selfsteer.smc import smc_async
 
     model = cls(lm, job["task"])
+    scaling = job.get("scaling", {})
     return await smc_async(
         model, job["n_particles"], seed=job.get("seed"), max_steps=job["max_steps"],
         time_limit=job["time_limit"], ess_threshold=job.get("ess_threshold", 0.5),
+        **smc_extras(scaling.get("explore", 0.0), scaling.get("explore_b0", 0.5), scaling.get("record", False)),
     )
 
 
@@ -232,7 +234,12 @@ def main() -> None:
     except BaseException as e:  # noqa: BLE001 - every failure of untrusted code becomes feedback
         send({"error": describe(e, memory_mb)})
         return
-    send({"summary": summarize(result, time.monotonic() - started).to_dict()})
+    try:
+        summary = summarize(result, time.monotonic() - started, job.get("scaling", {}).get("vote"))
+    except BaseException as e:  # noqa: BLE001 - an answer the aggregator cannot read is the program's fault
+        send({"error": describe(e, memory_mb)})
+        return
+    send({"summary": summary.to_dict()})
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from selfsteer.smc.inference import run_sync
+from selfsteer.smc.scaling import AGGREGATORS, trust_of_texts
 
 from .cache import AttemptRecord, ProgramCache
 from .errors import PlannerError
@@ -64,6 +65,8 @@ class SolveResult:
     summary: RunSummary | None = None
     attempts: list[Attempt] = field(default_factory=list)
     seconds: float = 0.0
+    vote: dict[str, Any] | None = None  # `Vote.to_dict()` when ``vote=`` was given
+    trust: dict[str, Any] | None = None  # `TrustReport.to_dict()` when ``trust=True``
 
     @property
     def error(self) -> str | None:
@@ -81,6 +84,7 @@ class SolveResult:
             "attempts": [{"number": a.number, "error_kind": a.error_kind, "error": a.error, "seconds": a.seconds,
                           "from_cache": a.from_cache} for a in self.attempts],
             "posterior": self.summary.to_dict()["posterior"] if self.summary else [],
+            "vote": self.vote, "trust": self.trust,
         }
 
 
@@ -118,6 +122,10 @@ async def solve_async(
     cache: ProgramCache | str | bool | None = None,
     reuse: bool = True,
     progress: Progress | None = None,
+    explore: float = 0.0,
+    explore_b0: float = 0.5,
+    vote: str | None = None,
+    trust: bool = False,
 ) -> SolveResult:
     """`solve` from inside an event loop; see `solve`."""
     if not isinstance(task, str) or not task.strip():
@@ -126,7 +134,12 @@ async def solve_async(
         raise ValueError(f"attempts must be >= 1, got {attempts}")
     planner = load_planner(planner)
     name, store, say = planner_name(planner), _cache_of(cache), progress or _quiet
-    settings = RunSettings(follower=follower, n_particles=n_particles, seed=seed, limits=limits or Limits(), lm=lm)
+    if explore < 0:
+        raise ValueError(f"explore must be >= 0 (0 turns exploration off), got {explore}")
+    if vote is not None and vote not in AGGREGATORS:
+        raise ValueError(f"unknown vote {vote!r}; choose one of {', '.join(AGGREGATORS)}")
+    settings = RunSettings(follower=follower, n_particles=n_particles, seed=seed, limits=limits or Limits(), lm=lm,
+                           explore=explore, explore_b0=explore_b0, vote=vote, record=trust)
     result = SolveResult(task=task, planner=name)
     started = time.monotonic()
 
@@ -175,6 +188,9 @@ async def solve_async(
         s = final.summary
         result.answer, result.weight, result.check_passed = s.answer, s.weight, s.check_passed
         result.attempt, result.from_cache, result.plan, result.summary = final.number, final.from_cache, final.plan, s
+        result.vote = s.vote
+        if trust:
+            result.trust = (await asyncio.to_thread(trust_of_texts, s.responses, s.failed_step_fraction)).to_dict()
         say("done", final.number, "check passed")
     result.seconds = time.monotonic() - started
     return result
@@ -189,7 +205,10 @@ def solve(task: str, **kwargs: Any) -> SolveResult:
     follower for in-process runs), ``attempts`` (3), ``seed`` (0), ``limits`` (`Limits` of the
     sandbox and the run), ``cache`` (a `ProgramCache`, a directory, or False for none),
     ``reuse`` (True: reuse a cached working program), ``progress`` (a callback
-    ``(stage, attempt, detail)``).
+    ``(stage, attempt, detail)``); test-time scaling: ``explore`` (outcome-based exploration
+    weight, 0 = off) and ``explore_b0``, ``vote`` (an aggregator: "majority", "confidence",
+    "max_confidence", "likelihood"), ``trust`` (True: semantic isotropy of the responses and the
+    failed-step fraction).
     """
     return run_sync(solve_async(task, **kwargs))
 

@@ -82,7 +82,20 @@ def schema_regex(schema: Any) -> str:
     raise Unsupported(f"type {kind!r}")
 
 
-class JsonOutput(LibraryProgram):
+class ConstrainedOutput(LibraryProgram):
+    """Base of the structured programs: one token per step inside ``self.spec`` (a span spec)."""
+
+    spec: Regex | JsonSchema
+
+    async def step(self):
+        span = await self.constrain_step(self.spec)
+        if span.ended:
+            self.finish(span.text)
+        elif span.done:
+            await self.end()
+
+
+class JsonOutput(ConstrainedOutput):
     """A JSON document valid under ``schema`` (JSON Schema draft 7).
 
     Strategy: draw one token per step inside a `Regex` for compact documents valid under the
@@ -131,13 +144,6 @@ class JsonOutput(LibraryProgram):
         except Unsupported:
             self.spec = JsonSchema(schema)
 
-    async def step(self):
-        span = await self.constrain_step(self.spec)
-        if span.ended:
-            self.finish(span.text)
-        elif span.done:
-            await self.end()
-
     def check(self, text: str) -> bool:
         try:
             jsonschema.validate(json.loads(text), self.schema)
@@ -146,7 +152,7 @@ class JsonOutput(LibraryProgram):
         return True
 
 
-class RegexOutput(LibraryProgram):
+class RegexOutput(ConstrainedOutput):
     """Text that fully matches the regular expression ``pattern`` (no backreferences or lookaround).
 
     Strategy: draw one token per step from the tokens that keep the text a prefix of some match
@@ -182,13 +188,6 @@ class RegexOutput(LibraryProgram):
         super().__init__(lm, task, max_tokens=max_tokens)
         self.pattern = pattern
         self.spec = Regex(pattern)
-
-    async def step(self):
-        span = await self.constrain_step(self.spec)
-        if span.ended:
-            self.finish(span.text)
-        elif span.done:
-            await self.end()
 
     def check(self, text: str) -> bool:
         return isinstance(text, str) and re.fullmatch(self.pattern, text) is not None

@@ -23,3 +23,14 @@ def exact_lm():
     from selfsteer.smc import ExactLM
 
     return ExactLM(("a", "b", " c"), max_len=4, seed=3)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny matrices: one torch thread avoids contention on a shared CPU (module-wide)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

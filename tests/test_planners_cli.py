@@ -27,6 +27,15 @@ def test_solve_prints_answer_weight_and_check(tmp_path, capsys):
     assert "[attempt 1] failed: program: ZeroDivisionError" in err and "[attempt 2] check passed" in err
 
 
+def test_solve_scaling_flags(tmp_path, capsys):
+    with ScriptedChatServer([GOOD]) as server:
+        code = main(cli(server, tmp_path, "solve", "a", "--vote", "majority", "--explore", "1", "--trust"))
+    out = capsys.readouterr().out
+    assert code == 0 and "vote (majority): " in out and "trust: isotropy " in out
+    assert main(["solve", "a", "--explore", "-1", "--planner", "library"]) == 2
+    assert "explore must be >= 0" in capsys.readouterr().err
+
+
 def test_solve_json_and_failure_exit_code(tmp_path, capsys):
     with ScriptedChatServer([CRASHES]) as server:
         code = main(["solve", "a", "--json", "--attempts", "1", "--planner-url", server.url, "--planner-model", "m",

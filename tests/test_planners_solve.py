@@ -7,6 +7,7 @@ script; programs run in the real sandbox on the tiny exact LM (tokens "a", "b", 
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -57,8 +58,9 @@ def http_planner(server: ScriptedChatServer) -> LMPlanner:
 
 
 def run(server, tmp_path, **kw):
+    kw.setdefault("cache", ProgramCache(tmp_path))
     return solve(TASK, planner=http_planner(server), follower="exact", n_particles=4, seed=0,
-                 limits=Limits(wall_s=30), cache=ProgramCache(tmp_path), **kw)
+                 limits=Limits(wall_s=30), **kw)
 
 
 def test_retry_loop_recovers_from_broken_programs(tmp_path):
@@ -102,6 +104,27 @@ def test_a_program_whose_particles_all_die_is_fed_back(tmp_path):
     assert "failed check()" in result.error
 
 
+def test_scaling_options_reach_the_sandboxed_run(tmp_path):
+    with ScriptedChatServer([GOOD]) as server:
+        plain = run(server, tmp_path, cache=False)
+    with ScriptedChatServer([GOOD]) as server:
+        scaled = run(server, tmp_path, cache=False, vote="majority", trust=True)
+    # voting and trust only read the run: the posterior is the plain run's
+    assert scaled.summary.posterior == plain.summary.posterior
+    responses = scaled.summary.responses
+    assert scaled.vote["method"] == "majority" and scaled.vote["n_voters"] == len(responses) >= 2
+    assert scaled.vote["answer"] in dict(scaled.summary.posterior)
+    counts = {a: responses.count(a) for a in responses}
+    assert scaled.vote["share"] == pytest.approx(max(counts.values()) / len(responses))
+    t = scaled.trust
+    assert t["n_responses"] == len(responses) and 0 <= t["isotropy"] <= math.log(len(responses)) + 1e-9
+    assert 0 <= t["failed_step_fraction"] <= 1
+    assert plain.vote is None and plain.trust is None and plain.summary.failed_step_fraction is None
+    with ScriptedChatServer([GOOD]) as server:
+        explored = run(server, tmp_path, cache=False, explore=2.0)
+    assert explored.check_passed and "b" not in explored.answer
+
+
 class NothingFits:
     name = "nothing"
 
@@ -131,6 +154,10 @@ def test_bad_arguments_are_clear():
         solve("  ", planner=NothingFits())
     with pytest.raises(ValueError, match="attempts must be >= 1"):
         solve("x", planner=NothingFits(), attempts=0)
+    with pytest.raises(ValueError, match="unknown vote 'mode'; choose one of majority"):
+        solve("x", planner=NothingFits(), vote="mode")
+    with pytest.raises(ValueError, match="explore must be >= 0"):
+        solve("x", planner=NothingFits(), explore=-1)
     with pytest.raises(ValueError, match="unknown planner 'gpt-7'"):
         solve("x", planner="gpt-7")
 

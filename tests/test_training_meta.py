@@ -17,13 +17,7 @@ from selfsteer.training.objectives.meta_prompt import (
     prompt_emulation_loss,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def setup(inner_lr=1e-2):

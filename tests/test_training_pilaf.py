@@ -17,13 +17,7 @@ from selfsteer.training.objectives.pilaf import InterpolatedLM, dpo_loss, interp
 from selfsteer.training.rollout import qa_prompt, sample_groups
 from selfsteer.training.tasks import Question
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def log_softmax(x):

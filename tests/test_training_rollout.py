@@ -15,13 +15,7 @@ from selfsteer.training.tasks import Question
 QUESTIONS = [Question("a", "What is 1 + 2?", "3"), Question("b", "What is 2 + 2?", "4")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices: one thread avoids contention on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Structured(Rollout):

@@ -23,14 +23,7 @@ from selfsteer.training.objectives import needs_reference
 from selfsteer.training.objectives.rlcr import ConfidenceRollout
 from selfsteer.training.policy import MissingPackage
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices: one thread avoids contention on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class ShortConfidence(ConfidenceRollout):

@@ -14,13 +14,7 @@ from selfsteer.training.rewards import complete_and_correct
 from selfsteer.training.rollout import LineRollout, Sample
 from selfsteer.training.tasks import Question
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def sample(*, correct: bool, truncated: bool) -> Sample:

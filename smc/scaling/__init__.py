@@ -20,12 +20,12 @@ from .isotropy import isotropy_trust, semantic_isotropy
 from .lag_retrieve import LogMemory, Recall, nearest_logs
 from .lag_store import CorruptLogWarning, LogEntry, LogKV, LogStore
 from .metrics import auroc, brier, distinct_answers, ece, pass_at_k
-from .trust import TrustReport, trust_report
+from .trust import TrustReport, trust_of_texts, trust_report
 
 __all__ = [
     "AGGREGATORS", "CorruptLogWarning", "EmbedderUnavailable", "Exploration", "LogEntry", "LogKV",
     "LogMemory", "LogStore", "Recall", "TrustReport", "Vote", "auroc", "brier", "canonical_answer",
     "confidence_log_weight", "distinct_answers", "ece", "failed_step_fraction", "isotropy_trust",
     "load_embedder", "nearest_logs", "parse_tagged", "pass_at_k", "revealed_answer",
-    "semantic_isotropy", "stated_confidence", "trust_report", "vote",
+    "semantic_isotropy", "stated_confidence", "trust_of_texts", "trust_report", "vote",
 ]

@@ -107,6 +107,15 @@ class Vote:
         total = sum(self.scores.values())
         return self.scores[self.answer] / total if self.answer is not None and total > 0 else math.nan
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: answers that are not str/int/float appear as their ``repr``."""
+        def plain(a: Any) -> Any:
+            return a if a is None or isinstance(a, (str, int, float)) else repr(a)
+
+        share = None if self.answer is None else self.share
+        return {"method": self.method, "answer": plain(self.answer), "share": share, "n_voters": self.n_voters,
+                "scores": [[plain(a), s] for a, s in self.scores.items()]}
+
 
 def _rank(answers: Sequence[Hashable | None], per_particle: np.ndarray, combine: str, method: str) -> Vote:
     scores: dict[Hashable, float] = {}

@@ -9,6 +9,7 @@ that contract can stand in for it (tests pass exact vectors).
 from __future__ import annotations
 
 import importlib.util
+import threading
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -66,10 +67,18 @@ class SentenceEmbedder:
         return np.asarray(out, dtype=np.float32)
 
 
-@lru_cache(maxsize=4)
+_LOAD_LOCK = threading.Lock()
+
+
 def load_embedder(model: str | None = None, *, device: str = "cpu") -> SentenceEmbedder:
     """The embedder at ``model`` (a sentence-transformers folder); default: the bundled MiniLM.
 
-    Loaded once per (model, device) and shared.
+    Loaded once per (model, device) and shared; safe to call from several threads.
     """
+    with _LOAD_LOCK:
+        return _load(model, device)
+
+
+@lru_cache(maxsize=4)
+def _load(model: str | None, device: str) -> SentenceEmbedder:
     return SentenceEmbedder(model or bundled_embedder_dir(), device=device)

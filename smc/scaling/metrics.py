@@ -31,15 +31,25 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
+def confidence_pairs(confidences: Sequence[float], correct: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
+    """Confidences and correctness as float arrays; equal 1-D shapes and q in [0, 1], or ValueError."""
+    q, c = np.asarray(confidences, dtype=float), np.asarray(correct, dtype=float)
+    if q.shape != c.shape or q.ndim != 1:
+        raise ValueError(f"confidences and correctness must be 1-D of equal length, got {q.shape} and {c.shape}")
+    if q.size and (q.min() < 0 or q.max() > 1):
+        raise ValueError("confidences must lie in [0, 1]")
+    return q, c
+
+
 def brier(confidences: Sequence[float], correct: Sequence[bool]) -> float:
     """Mean squared difference between stated confidence and correctness."""
-    q, c = np.asarray(confidences, dtype=float), np.asarray(correct, dtype=float)
+    q, c = confidence_pairs(confidences, correct)
     return float(np.mean((q - c) ** 2)) if q.size else math.nan
 
 
 def ece(confidences: Sequence[float], correct: Sequence[bool], n_bins: int = 10) -> float:
     """Expected calibration error: bin-size-weighted mean of |accuracy - mean confidence|."""
-    q, c = np.asarray(confidences, dtype=float), np.asarray(correct, dtype=float)
+    q, c = confidence_pairs(confidences, correct)
     if not q.size:
         return math.nan
     bins = np.minimum((q * n_bins).astype(int), n_bins - 1)

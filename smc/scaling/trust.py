@@ -67,10 +67,20 @@ def trust_report(
     """
     keep = [i for i, p in enumerate(result.particles) if p.finished and p.alive]
     fsf = failed_step_fraction(result.trace) if result.trace is not None and result.algorithm == "smc" else None
-    if len(keep) < 2:
-        return TrustReport(math.nan, math.nan, len(keep), fsf)
     texts = [(text_fn or response_text)(result.particles[i]) for i in keep]
-    vectors = (embedder or load_embedder())(texts)
     weights = np.asarray(result.weights)[keep] if weighted else None
-    iso = semantic_isotropy(vectors, weights)
-    return TrustReport(iso, isotropy_trust(iso, len(keep)), len(keep), fsf)
+    return trust_of_texts(texts, fsf, embedder, weights=weights)
+
+
+def trust_of_texts(
+    texts: list[str],
+    failed_step_fraction: float | None = None,
+    embedder: Embedder | None = None,
+    *,
+    weights: np.ndarray | None = None,
+) -> TrustReport:
+    """Trust scores from the responses' texts (and a failed-step fraction computed elsewhere)."""
+    if len(texts) < 2:
+        return TrustReport(math.nan, math.nan, len(texts), failed_step_fraction)
+    iso = semantic_isotropy((embedder or load_embedder())(texts), weights)
+    return TrustReport(iso, isotropy_trust(iso, len(texts)), len(texts), failed_step_fraction)
