@@ -8,7 +8,7 @@ import importlib
 import logging
 import sys
 
-SUBCOMMANDS = ("run", "view", "solve", "plan", "eval", "train")
+SUBCOMMANDS = ("run", "view", "solve", "plan", "eval", "planner", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,13 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"selfsteer.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"selfsteer.cli.{name}":
-                continue  # subcommand not built yet
-            raise
-        module.register(sub)
+        importlib.import_module(f"selfsteer.cli.{name}").register(sub)
     return parser
 
 

@@ -19,7 +19,10 @@ import re
 from functools import cache
 
 STATIC_IMPORTS: dict[str, frozenset[str]] = {
-    "selfsteer.smc": frozenset({"TextModel", "Bernoulli", "Categorical", "Geometric", "Token", "Chunk", "TokenMask"}),
+    "selfsteer.smc": frozenset({
+        "TextModel", "Bernoulli", "Categorical", "Geometric", "Token", "Chunk", "TokenMask",
+        "Regex", "Grammar", "JsonSchema",
+    }),
     "re": frozenset({
         "compile", "match", "search", "fullmatch", "findall", "finditer", "sub", "subn", "split",
         "escape", "IGNORECASE", "I", "MULTILINE", "M", "DOTALL", "S", "VERBOSE", "X", "ASCII", "A",

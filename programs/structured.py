@@ -25,6 +25,15 @@ STRING_MAX_CHARS = 40  # strings the schema leaves unbounded stay this short
 ARRAY_MAX_ITEMS = 8  # and unbounded arrays this long
 
 
+def matches_schema(text: str, schema: dict[str, Any]) -> bool:
+    """``text`` is a JSON document valid under ``schema``."""
+    try:
+        jsonschema.validate(json.loads(text), schema)
+    except (TypeError, ValueError, jsonschema.ValidationError):
+        return False
+    return True
+
+
 class Unsupported(ValueError):
     """A schema construct `schema_regex` does not translate."""
 
@@ -82,20 +91,7 @@ def schema_regex(schema: Any) -> str:
     raise Unsupported(f"type {kind!r}")
 
 
-class ConstrainedOutput(LibraryProgram):
-    """Base of the structured programs: one token per step inside ``self.spec`` (a span spec)."""
-
-    spec: Regex | JsonSchema
-
-    async def step(self):
-        span = await self.constrain_step(self.spec)
-        if span.ended:
-            self.finish(span.text)
-        elif span.done:
-            await self.end()
-
-
-class JsonOutput(ConstrainedOutput):
+class JsonOutput(LibraryProgram):
     """A JSON document valid under ``schema`` (JSON Schema draft 7).
 
     Strategy: draw one token per step inside a `Regex` for compact documents valid under the
@@ -144,15 +140,18 @@ class JsonOutput(ConstrainedOutput):
         except Unsupported:
             self.spec = JsonSchema(schema)
 
+    async def step(self):
+        span = await self.constrain_step(self.spec)
+        if span.ended:
+            self.finish(span.text)
+        elif span.done:
+            await self.end()
+
     def check(self, text: str) -> bool:
-        try:
-            jsonschema.validate(json.loads(text), self.schema)
-        except (ValueError, jsonschema.ValidationError):
-            return False
-        return True
+        return matches_schema(text, self.schema)
 
 
-class RegexOutput(ConstrainedOutput):
+class RegexOutput(LibraryProgram):
     """Text that fully matches the regular expression ``pattern`` (no backreferences or lookaround).
 
     Strategy: draw one token per step from the tokens that keep the text a prefix of some match
@@ -188,6 +187,13 @@ class RegexOutput(ConstrainedOutput):
         super().__init__(lm, task, max_tokens=max_tokens)
         self.pattern = pattern
         self.spec = Regex(pattern)
+
+    async def step(self):
+        span = await self.constrain_step(self.spec)
+        if span.ended:
+            self.finish(span.text)
+        elif span.done:
+            await self.end()
 
     def check(self, text: str) -> bool:
         return isinstance(text, str) and re.fullmatch(self.pattern, text) is not None

@@ -95,9 +95,7 @@ def test_report_totals_are_means_over_scored_tasks():
 
 
 def test_qwen_planner_is_never_downloaded_implicitly(tmp_path, monkeypatch, capsys):
-    import argparse
 
-    from selfsteer.cli import planner as planner_cli
     from selfsteer.planners.load import load_planner
     from selfsteer.smc.lm.loading import ModelNotFound
 
@@ -105,8 +103,5 @@ def test_qwen_planner_is_never_downloaded_implicitly(tmp_path, monkeypatch, caps
     with pytest.raises(ModelNotFound, match="selfsteer planner download qwen-coder"):
         load_planner("qwen-coder")
     assert not any(tmp_path.rglob("*.gguf"))
-    parser = argparse.ArgumentParser()
-    planner_cli.register(parser.add_subparsers())
-    args = parser.parse_args(["planner", "list"])
-    assert args.func(args) == 0
+    assert main(["planner", "list"]) == 0
     assert "not downloaded: selfsteer planner download qwen-coder" in capsys.readouterr().out
