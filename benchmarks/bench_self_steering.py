@@ -118,7 +118,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
             ("selfsteer weighted pass@1", lambda t: t["selfsteer"]["weighted_pass@1"]),
             ("follower alone pass@1", lambda t: t["follower_alone"]["pass_rate"]),
             ("follower alone pass@N", lambda t: t["follower_alone"]["pass@N"])]
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, ax = plt.subplots(figsize=(11, 4))
     width = 0.2
     for i, (label, get) in enumerate(bars):
         ax.bar([g + i * width for g in range(len(groups))], [get(t) or 0.0 for t in stats], width, label=label)
@@ -127,7 +127,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("fraction of tasks")
     ax.set_title(f"Library planner + SMC ({report['settings']['particles']} particles) vs the follower alone, SmolLM2-135M")
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
