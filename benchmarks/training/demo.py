@@ -69,7 +69,7 @@ EXPERIMENTS = {
     "grpo": {"objective": {"name": "grpo"}, "sampling": {"program": "line"}},
     "exploration": {"objective": {"name": "exploration", "variant": "ucb_con", "c": 0.5, "b0": 0.5},
                     "sampling": {"program": "line"}},
-    "exploration_batch": {"objective": {"name": "exploration", "variant": "batch", "c": 0.5},
+    "exploration_batch": {"objective": {"name": "exploration", "variant": "batch", "c": 2.0},
                           "sampling": {"program": "line"}},
     "thinkprune": {"objective": {"name": "thinkprune", "schedule": [16, 8]},
                    "sampling": {"program": "line", "max_tokens": 16}},
