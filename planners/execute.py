@@ -87,7 +87,7 @@ async def run_library_plan(plan: Plan, task: str, settings: RunSettings) -> RunS
         started = time.monotonic()
         result = await smc_async(model, settings.n_particles, seed=settings.seed, ess_threshold=settings.ess_threshold,
                                  max_steps=settings.limits.max_steps, time_limit=settings.limits.wall_s,
-                                 **smc_extras(settings.explore, settings.explore_b0, settings.record))
+                                 **smc_extras(settings.scaling_job()))
     except (ProgramError, ValueError, TypeError) as e:
         raise AttemptFailed("program", f"{type(e).__name__}: {e}") from e
     return summarize(result, time.monotonic() - started, settings.vote)

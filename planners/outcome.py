@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from selfsteer.smc import Result
-from selfsteer.smc.scaling import Exploration
+from selfsteer.smc.scaling import Exploration, failed_step_fraction
 from selfsteer.smc.scaling.trust import response_text
 
 MAX_OUTPUT_CHARS = 4000
@@ -92,19 +92,17 @@ class RunSummary:
                 "allowed nothing, or max_tokens was too small); relax the constraint or raise max_tokens")
 
 
-def smc_extras(explore: float = 0.0, explore_b0: float = 0.5, record: bool = False) -> dict[str, Any]:
-    """Keyword arguments of `smc` for the test-time scaling options: outcome-based exploration
-    (``explore`` > 0) and recording the run (needed for the failed-step fraction)."""
-    extras: dict[str, Any] = {"record": record}
-    if explore > 0:
-        extras["reweight"] = Exploration(explore, b0=explore_b0)
+def smc_extras(scaling: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of `smc` for the test-time scaling options in ``scaling``: outcome-based
+    exploration (``explore`` > 0, ``explore_b0``) and ``record`` (the failed-step fraction needs it)."""
+    extras: dict[str, Any] = {"record": bool(scaling.get("record", False))}
+    if scaling.get("explore", 0.0) > 0:
+        extras["reweight"] = Exploration(scaling["explore"], b0=scaling.get("explore_b0", 0.5))
     return extras
 
 
 def summarize(result: Result, time_s: float | None = None, vote: str | None = None) -> RunSummary:
     """Reduce an engine `Result` to a `RunSummary`; ``vote`` names an aggregator to apply."""
-    from selfsteer.smc.scaling import failed_step_fraction
-
     checks = result.check_passed
     alive = [p for p in result.particles if p.finished and p.alive]
     fsf = failed_step_fraction(result.trace) if result.trace is not None and result.algorithm == "smc" else None

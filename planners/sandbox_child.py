@@ -198,11 +198,10 @@ async def run_program(cls: type, lm, job: dict):
     from selfsteer.smc import smc_async
 
     model = cls(lm, job["task"])
-    scaling = job.get("scaling", {})
     return await smc_async(
         model, job["n_particles"], seed=job.get("seed"), max_steps=job["max_steps"],
         time_limit=job["time_limit"], ess_threshold=job.get("ess_threshold", 0.5),
-        **smc_extras(scaling.get("explore", 0.0), scaling.get("explore_b0", 0.5), scaling.get("record", False)),
+        **smc_extras(job.get("scaling", {})),
     )
 
 
