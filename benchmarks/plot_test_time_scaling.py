@@ -5,6 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def save(fig, prefix: Path, name: str) -> str:
+    """Write ``fig`` to ``prefix``_``name``.png, close it and return the path."""
+    import matplotlib.pyplot as plt
+
+    path = f"{prefix}_{name}.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot(summary: dict, n_tests: int, n_particles: int, prefix: Path) -> list[str]:
     """Accuracy, exploration, LAG and trust figures; returns the PNG paths (``prefix``_*.png)."""
     import matplotlib
@@ -21,10 +32,7 @@ def plot(summary: dict, n_tests: int, n_particles: int, prefix: Path) -> list[st
     ax.set_xlim(0, 1)
     ax.set_xlabel(f"accuracy over {n_tests} test questions")
     ax.set_title(f"SmolLM2-135M, {n_particles} particles")
-    fig.tight_layout()
-    paths.append(str(prefix) + "_accuracy.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    paths.append(save(fig, prefix, "accuracy"))
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
     for name, stats in summary["exploration"].items():
@@ -38,10 +46,7 @@ def plot(summary: dict, n_tests: int, n_particles: int, prefix: Path) -> list[st
     a2.bar(names, [summary["exploration"][n]["distinct_answers"] for n in names], color=["#999", "#4c72b0", "#dd8452"])
     a2.set_ylabel("distinct answers per question")
     a2.tick_params(axis="x", labelsize=8)
-    fig.tight_layout()
-    paths.append(str(prefix) + "_exploration.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    paths.append(save(fig, prefix, "exploration"))
 
     lag = summary["lag"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
@@ -54,10 +59,7 @@ def plot(summary: dict, n_tests: int, n_particles: int, prefix: Path) -> list[st
     a2.set_yscale("log")
     a2.set_ylabel("seconds")
     a2.tick_params(axis="x", labelsize=8)
-    fig.tight_layout()
-    paths.append(str(prefix) + "_lag.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    paths.append(save(fig, prefix, "lag"))
 
     aurocs = {k: v for k, v in summary["trust_auroc_for_wrong_answers"].items() if v == v and v is not None}
     fig, ax = plt.subplots(figsize=(6, 3))
@@ -65,8 +67,5 @@ def plot(summary: dict, n_tests: int, n_particles: int, prefix: Path) -> list[st
     ax.axvline(0.5, color="k", lw=0.8, ls="--")
     ax.set_xlim(0, 1)
     ax.set_xlabel(f"AUROC for a wrong majority answer ({summary['n_wrong_majority']} of {n_tests} wrong)")
-    fig.tight_layout()
-    paths.append(str(prefix) + "_trust.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    paths.append(save(fig, prefix, "trust"))
     return paths

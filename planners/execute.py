@@ -33,7 +33,7 @@ class AttemptFailed(RuntimeError):
 class RunSettings:
     """How a plan is run: the follower, particles, seed, limits and test-time scaling options
     (``explore``: outcome-based exploration weight, 0 = off; ``vote``: an aggregator name;
-    ``record``: record the run, which the failed-step fraction needs)."""
+    ``trust``: gather what the trust scores need: the run's record and the responses)."""
 
     follower: str | None = None  # a load_lm name; None = the bundled SmolLM2-135M-Instruct
     n_particles: int = 8
@@ -44,11 +44,11 @@ class RunSettings:
     explore: float = 0.0
     explore_b0: float = 0.5
     vote: str | None = None
-    record: bool = False
+    trust: bool = False
 
     def scaling_job(self) -> dict:
         """The scaling options as JSON for the sandbox child."""
-        return {"explore": self.explore, "explore_b0": self.explore_b0, "vote": self.vote, "record": self.record}
+        return {"explore": self.explore, "explore_b0": self.explore_b0, "vote": self.vote, "trust": self.trust}
 
 
 _FOLLOWERS: dict[str | None, LanguageModel] = {}
@@ -90,7 +90,7 @@ async def run_library_plan(plan: Plan, task: str, settings: RunSettings) -> RunS
                                  **smc_extras(settings.scaling_job()))
     except (ProgramError, ValueError, TypeError) as e:
         raise AttemptFailed("program", f"{type(e).__name__}: {e}") from e
-    return summarize(result, time.monotonic() - started, settings.vote)
+    return summarize(result, time.monotonic() - started, settings.vote, responses=settings.trust)
 
 
 async def run_lm_plan(plan: Plan, task: str, settings: RunSettings) -> RunSummary:

@@ -94,15 +94,17 @@ class RunSummary:
 
 def smc_extras(scaling: dict[str, Any]) -> dict[str, Any]:
     """Keyword arguments of `smc` for the test-time scaling options in ``scaling``: outcome-based
-    exploration (``explore`` > 0, ``explore_b0``) and ``record`` (the failed-step fraction needs it)."""
-    extras: dict[str, Any] = {"record": bool(scaling.get("record", False))}
+    exploration (``explore`` > 0, ``explore_b0``); ``trust`` records the run (for the failed-step fraction)."""
+    extras: dict[str, Any] = {"record": bool(scaling.get("trust", False))}
     if scaling.get("explore", 0.0) > 0:
         extras["reweight"] = Exploration(scaling["explore"], b0=scaling.get("explore_b0", 0.5))
     return extras
 
 
-def summarize(result: Result, time_s: float | None = None, vote: str | None = None) -> RunSummary:
-    """Reduce an engine `Result` to a `RunSummary`; ``vote`` names an aggregator to apply."""
+def summarize(result: Result, time_s: float | None = None, vote: str | None = None,
+              responses: bool = False) -> RunSummary:
+    """Reduce an engine `Result` to a `RunSummary`; ``vote`` names an aggregator to apply and
+    ``responses`` keeps the finished particles' texts (what a trust score needs)."""
     checks = result.check_passed
     alive = [p for p in result.particles if p.finished and p.alive]
     fsf = failed_step_fraction(result.trace) if result.trace is not None and result.algorithm == "smc" else None
@@ -115,7 +117,7 @@ def summarize(result: Result, time_s: float | None = None, vote: str | None = No
         n_check_failed=sum(c is False for c in checks),
         posterior=[(clip_output(o), float(p)) for o, p in list(result.posterior.items())[:MAX_POSTERIOR_ENTRIES]],
         time_s=float(result.timings.get("total_s", 0.0) if time_s is None else time_s),
-        responses=[clip_output(response_text(p)) for p in alive],
+        responses=[clip_output(response_text(p)) for p in alive] if responses else [],
         failed_step_fraction=fsf,
         vote=result.vote(vote).to_dict() if vote else None,
     )

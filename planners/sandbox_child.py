@@ -234,7 +234,8 @@ def main() -> None:
         send({"error": describe(e, memory_mb)})
         return
     try:
-        summary = summarize(result, time.monotonic() - started, job.get("scaling", {}).get("vote"))
+        scaling = job.get("scaling", {})
+        summary = summarize(result, time.monotonic() - started, scaling.get("vote"), responses=scaling.get("trust", False))
     except BaseException as e:  # noqa: BLE001 - an answer the aggregator cannot read is the program's fault
         send({"error": describe(e, memory_mb)})
         return

@@ -139,7 +139,7 @@ async def solve_async(
     if vote is not None and vote not in AGGREGATORS:
         raise ValueError(f"unknown vote {vote!r}; choose one of {', '.join(AGGREGATORS)}")
     settings = RunSettings(follower=follower, n_particles=n_particles, seed=seed, limits=limits or Limits(), lm=lm,
-                           explore=explore, explore_b0=explore_b0, vote=vote, record=trust)
+                           explore=explore, explore_b0=explore_b0, vote=vote, trust=trust)
     result = SolveResult(task=task, planner=name)
     started = time.monotonic()
 
