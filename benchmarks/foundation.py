@@ -1,7 +1,8 @@
-"""The foundation suite: the two tasks the foundation issue's targets are stated on.
+"""The foundation suite: the tasks the foundation issue's targets are stated on.
 
-- no-e sentence, N=8, up to 40 tokens: selfsteer vs genlm-control (speed and valid outputs),
-  with llamppl and plain ``generate`` alongside;
+- constrained, selfsteer vs genlm-control (speed at equal validity), with llamppl (no regex) and
+  plain ``generate`` alongside: a no-e sentence (N=8, up to 40 tokens), a no-e paragraph (N=8, up
+  to 96 tokens) and a one-line JSON record matching a regex (N=8, up to 48 tokens);
 - free text, N=16 x 64 tokens, EOS disallowed: selfsteer (token-level and chunked) vs plain
   batched ``generate``, with genlm-control and llamppl alongside.
 
@@ -16,11 +17,17 @@ from typing import Any
 from .harness import Harness
 from .record import median_record
 from .sizes import Size
-from .tasks import free_task, no_e_task
+from .tasks import free_task, no_e_paragraph_task, no_e_task, record_task
 
 
 def foundation_tasks(size: Size):
-    return [no_e_task(size.no_e_particles, size.no_e_tokens), free_task(size.free_particles, size.free_tokens)]
+    n = size.no_e_particles
+    return [
+        no_e_task(n, size.no_e_tokens),
+        no_e_paragraph_task(n, size.paragraph_tokens),
+        record_task(n, size.record_tokens),
+        free_task(size.free_particles, size.free_tokens),
+    ]
 
 
 def run_foundation(harness: Harness, size: Size) -> dict[str, Any]:

@@ -23,8 +23,12 @@ def _style(system: str):
 
 def plot_foundation(foundation: dict[str, Any], path: Path) -> Path:
     tasks = foundation["summary"]
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.5), squeeze=False)
-    for ax, (task, rows) in zip(axes[0], tasks.items(), strict=True):
+    n_cols = min(2, len(tasks))
+    n_rows = -(-len(tasks) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(6 * n_cols, 4.5 * n_rows), squeeze=False)
+    for ax in axes.flat[len(tasks):]:
+        ax.set_visible(False)
+    for ax, (task, rows) in zip(axes.flat, tasks.items(), strict=False):
         rows = {s: r for s, r in rows.items() if "error" not in r}
         names = list(rows)
         walls = [rows[s]["wall_s"] for s in names]

@@ -81,6 +81,10 @@ def render(summary: dict[str, Any]) -> str:
     lines = [f"# Benchmark run ({summary['settings']['size']})", "",
              f"Machine: {m['cpu']}, {m['cores']} cores, torch threads {m['torch_threads']}, device {m['device']}, "
              f"load average at start {m.get('load_average_at_start')}.", ""]
+    runs = summary.get("suite_runs", {})
+    if len({r["started"] for r in runs.values()}) > 1:
+        lines += [f"- {suite}: run {r['started']} on {r['machine']['cpu']} (torch threads {r['machine']['torch_threads']}, "
+                  f"device {r['machine']['device']}): `{r['command']}`" for suite, r in runs.items()] + [""]
     missing = {k: v["reason"] for k, v in summary["systems"].items() if not v["available"]}
     if missing:
         lines += [f"- {k} left out: {v}" for k, v in missing.items()] + [""]

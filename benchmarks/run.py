@@ -5,7 +5,8 @@ Runs the chosen suites on the bundled SmolLM2-135M-Instruct (one model object sh
 system, in one process; memory points each in a fresh process) and writes to ``--out``:
 ``summary.json`` (machine, settings, every raw run, medians, ratios and the targets with
 pass/fail), ``summary.md`` (the same as tables), and PNG plots (``foundation.png``,
-``scaling.png``, ``memory.png``).
+``scaling.png``, ``memory.png``). With ``--update`` the suites this run leaves out are kept from
+the summary already in ``--out`` (each suite records when, how and where it ran).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA if available)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=None, help="timed repeats of each foundation run (default by size)")
+    p.add_argument("--update", action="store_true",
+                   help="keep the other suites' results from the summary already in --out (same --size)")
     a = p.parse_args(argv)
     a.argv = list(sys.argv[1:] if argv is None else argv)
     if a.quick and a.size not in (None, "quick"):
@@ -80,11 +83,15 @@ def run(args: argparse.Namespace, shared: SharedModel | None = None) -> dict:
             results["scaling"] = scaling.run_scaling(harness, size)
         if "memory" in suites:
             results["memory"] = memory.run_memory(size, threads=args.threads, device=args.device, seed=args.seed, bar=bar)
+    command = "python -m benchmarks.run " + " ".join(args.argv)
+    when = datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds")
+    machine = machine_description(threads, device)
     return {
-        "command": "python -m benchmarks.run " + " ".join(args.argv),
-        "started": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
+        "command": command,
+        "started": when,
         "duration_s": time.time() - started,
-        "machine": machine_description(threads, device),
+        "machine": machine,
+        "suite_runs": {suite: {"started": when, "command": command, "machine": machine} for suite in suites},
         "model": {"name": "SmolLM2-135M-Instruct (bundled)", "dir": str(model_dir())},
         "settings": {"size": size.name, "suites": list(suites), "seed": args.seed, "threads": threads,
                      "size_parameters": asdict(size)},
@@ -93,6 +100,25 @@ def run(args: argparse.Namespace, shared: SharedModel | None = None) -> dict:
         "suites": results,
         "targets": targets.evaluate(results, size=size.name, device=device),
     }
+
+
+def merge_previous(summary: dict, previous: dict) -> dict:
+    """``summary`` plus the suites of an earlier run's summary that it did not redo; targets re-evaluated."""
+    size = summary["settings"]["size"]
+    if previous["settings"]["size"] != size:
+        raise SystemExit(f"--update: the results in --out are at size {previous['settings']['size']!r}, this run "
+                         f"at {size!r}; run with --size {previous['settings']['size']} or write to another --out")
+    earlier = previous.get("suite_runs") or {
+        suite: {"started": previous["started"], "command": previous["command"], "machine": previous["machine"]}
+        for suite in previous["suites"]
+    }
+    for suite, results in previous["suites"].items():
+        if suite not in summary["suites"]:
+            summary["suites"][suite] = results
+            summary["suite_runs"][suite] = earlier[suite]
+    device = summary["suite_runs"].get("scaling", summary)["machine"]["device"]
+    summary["targets"] = targets.evaluate(summary["suites"], size=size, device=device)
+    return summary
 
 
 def write(summary: dict, out: Path) -> list[Path]:
@@ -112,7 +138,12 @@ def write(summary: dict, out: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    previous = args.out / "summary.json"
+    if args.update and not previous.exists():
+        raise SystemExit(f"--update: no earlier summary at {previous}; run without --update first")
     summary = run(args)
+    if args.update:
+        summary = merge_previous(summary, json.loads(previous.read_text()))
     paths = write(summary, args.out)
     print(report.render(summary))
     print("\nwritten: " + ", ".join(str(p) for p in paths))

@@ -29,19 +29,25 @@ def target(tid: str, description: str, measured: float | None, passed: bool | No
 def foundation_targets(foundation: dict, full: bool) -> list[dict[str, Any]]:
     s = foundation["summary"]
     out = []
-    speed = _ratio(_stat(s, "no_e", GENLM, "wall_s"), _stat(s, "no_e", SELF, "wall_s"))
-    cpu = _ratio(_stat(s, "no_e", GENLM, "cpu_s"), _stat(s, "no_e", SELF, "cpu_s"))
-    out.append(target(
-        "no_e_speed_vs_genlm", "no-e sentence, N=8: genlm-control wall time / selfsteer wall time >= 3",
-        speed, speed is not None and speed >= 3, full, f"CPU-time ratio {cpu:.2f}" if cpu else "",
-    ))
-    mine, theirs = _stat(s, "no_e", SELF, "n_valid"), _stat(s, "no_e", GENLM, "n_valid")
-    out.append(target(
-        "no_e_validity_vs_genlm", "no-e sentence, N=8: selfsteer valid outputs >= genlm-control valid outputs",
-        None if mine is None or theirs is None else mine - theirs,
-        mine is not None and theirs is not None and mine >= theirs, full,
-        f"selfsteer {mine} vs genlm-control {theirs} valid (medians)",
-    ))
+    for task in foundation.get("tasks", []):
+        if task["constraint"] == "free":
+            continue
+        name, label = task["name"], f"{task['name']} (N={task['n_particles']}, up to {task['max_tokens']} tokens)"
+        speed = _ratio(_stat(s, name, GENLM, "wall_s"), _stat(s, name, SELF, "wall_s"))
+        cpu = _ratio(_stat(s, name, GENLM, "cpu_s"), _stat(s, name, SELF, "cpu_s"))
+        per_token = _ratio(_stat(s, name, SELF, "tokens_per_s"), _stat(s, name, GENLM, "tokens_per_s"))
+        notes = [f"CPU-time ratio {cpu:.2f}" if cpu else "", f"per-token speed ratio {per_token:.2f}" if per_token else ""]
+        out.append(target(
+            f"constrained_speed_vs_genlm[{name}]", f"{label}: genlm-control wall time / selfsteer wall time >= 3",
+            speed, speed is not None and speed >= 3, full, "; ".join(n for n in notes if n),
+        ))
+        mine, theirs = _stat(s, name, SELF, "n_valid"), _stat(s, name, GENLM, "n_valid")
+        out.append(target(
+            f"constrained_validity_vs_genlm[{name}]", f"{label}: selfsteer valid outputs >= genlm-control valid outputs",
+            None if mine is None or theirs is None else mine - theirs,
+            mine is not None and theirs is not None and mine >= theirs, full,
+            f"selfsteer {mine} vs genlm-control {theirs} valid (medians)",
+        ))
     for system in (SELF, CHUNK):
         ratio = _ratio(_stat(s, "free", system, "wall_s"), _stat(s, "free", GENERATE, "wall_s"))
         cpu = _ratio(_stat(s, "free", system, "cpu_s"), _stat(s, "free", GENERATE, "cpu_s"))

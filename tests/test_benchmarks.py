@@ -16,10 +16,18 @@ import pytest
 from benchmarks import memory, targets
 from benchmarks.environment import SharedModel
 from benchmarks.harness import Harness
-from benchmarks.run import parse_args, run, write
+from benchmarks.run import merge_previous, parse_args, run, write
 from benchmarks.sizes import TINY
 from benchmarks.systems import make_runners
-from benchmarks.tasks import Task, free_task, is_valid, long_prompt, no_e_task
+from benchmarks.tasks import (
+    Task,
+    free_task,
+    is_valid,
+    long_prompt,
+    no_e_paragraph_task,
+    no_e_task,
+    record_task,
+)
 
 
 def test_shared_checker_by_cases():
@@ -27,9 +35,26 @@ def test_shared_checker_by_cases():
     cases = {"A dog sleeps.": False, "A big dog barks.": True, "AN ODD PUP!": True, "ELK": False, "": False, "   ": False}
     for text, ok in cases.items():
         assert is_valid(no_e, text) is ok, text
+        assert is_valid(no_e_paragraph_task(), text) is ok, text
     assert is_valid(no_e, None) is False
     assert is_valid(free, "anything, e included") is True
     assert is_valid(free, None) is False
+    record = record_task()
+    records = {
+        '{"name": "Rex", "breed": "Border Collie", "age": 4}': True,
+        ' {"name": "Rex", "breed": "Pug", "age": 12} ': True,  # surrounding space is not the record's
+        '{"name": "rex", "breed": "Pug", "age": 1}': False,  # names are capitalised
+        '{"name": "Rex", "breed": "Pug", "age": 100}': False,
+        '{"name": "Rex", "breed": "Pug"}': False,
+        '{"name": "Rex", "breed": "Pug", "age": 1} and more': False,
+    }
+    for text, ok in records.items():
+        assert is_valid(record, text) is ok, text
+
+
+def test_only_sentence_tasks_end_at_punctuation():
+    assert no_e_task().ends_at_sentence and not no_e_paragraph_task().ends_at_sentence
+    assert not record_task().ends_at_sentence and record_task().constrained and not free_task().constrained
 
 
 def test_task_rejects_bad_settings():
@@ -37,6 +62,10 @@ def test_task_rejects_bad_settings():
         Task("x", "p", 2, 4, "rhymes")
     with pytest.raises(ValueError, match=">= 1"):
         free_task(0, 4)
+    with pytest.raises(ValueError, match="needs a pattern"):
+        Task("x", "p", 2, 4, "regex")
+    with pytest.raises(ValueError, match="needs a pattern"):
+        Task("x", "p", 2, 4, "no_e", pattern="a+")
 
 
 def test_long_prompt_is_just_long_enough():
@@ -72,13 +101,15 @@ def test_tiny_run_writes_consistent_summary(shared, tmp_path):
         if r["task"] == "free":  # EOS is disallowed: every sequence has exactly max_tokens tokens
             assert r["n_tokens"] == r["n_particles"] * r["max_tokens"]
             assert r["n_valid"] == r["n_particles"]
-        if r["task"] == "no_e" and r["system"] == "selfsteer":  # the constraint holds on every output
+        if r["task"].startswith("no_e") and r["system"] == "selfsteer":  # the constraint holds on every output
             assert all("e" not in out.lower() for out in r["outputs"])
     ratio = summary["suites"]["foundation"]["ratios"]["free"]["generate"]["wall_vs_selfsteer"]
     rows = summary["suites"]["foundation"]["summary"]["free"]
     assert math.isclose(ratio, rows["generate"]["wall_s"] / rows["selfsteer"]["wall_s"])
     ids = {t["id"] for t in summary["targets"]}
-    assert {"no_e_validity_vs_genlm", "free_vs_generate[selfsteer]"} <= ids
+    assert {"constrained_validity_vs_genlm[no_e]", "constrained_speed_vs_genlm[json_record]",
+            "constrained_speed_vs_genlm[no_e_paragraph]", "free_vs_generate[selfsteer]"} <= ids
+    assert {r["task"] for r in runs} == {"no_e", "no_e_paragraph", "json_record", "free"}
     assert all(not t["applies"] for t in summary["targets"])  # tiny is never the targets' configuration
 
     paths = write(summary, tmp_path)
@@ -112,6 +143,20 @@ def test_competitor_runs_the_same_tasks(shared, system):
     no_e = runner.run(no_e_task(2, 3), seed=0)
     assert no_e.error is None
     assert all("e" not in out.lower() for out in no_e.outputs)
+    record = runner.run(record_task(2, 40), seed=0)
+    if system == "llamppl":
+        assert runner.supports(record_task()) is not None
+    else:  # every finished record matches the pattern
+        assert record.error is None
+        assert record.n_valid == 2, record.outputs
+
+
+@pytest.mark.slow
+def test_selfsteer_writes_records_that_match(shared):
+    runners, _ = make_runners(["selfsteer"], shared)
+    record = runners[0].run(record_task(2, 40), seed=0)
+    assert record.error is None
+    assert record.n_valid == 2, record.outputs
 
 
 @pytest.mark.slow
@@ -131,17 +176,20 @@ def _memory_point(system, n, growth_mib):
 def test_targets_pass_and_fail_at_their_thresholds():
     def foundation(genlm_wall, free_wall, valid):
         row = {"wall_s": 1.0, "cpu_s": 1.0, "tokens_per_s": 1.0, "n_valid": valid}
-        return {"summary": {
-            "no_e": {"selfsteer": row, "genlm-control": {**row, "wall_s": genlm_wall, "n_valid": 8}},
-            "free": {"selfsteer": {**row, "wall_s": free_wall}, "generate": row},
-        }}
+        return {
+            "tasks": [no_e_task().to_dict(), free_task().to_dict()],
+            "summary": {
+                "no_e": {"selfsteer": row, "genlm-control": {**row, "wall_s": genlm_wall, "n_valid": 8}},
+                "free": {"selfsteer": {**row, "wall_s": free_wall}, "generate": row},
+            },
+        }
 
     ok = {t["id"]: t["passed"] for t in targets.foundation_targets(foundation(3.0, 1.3, 8), True)}
-    assert ok == {"no_e_speed_vs_genlm": True, "no_e_validity_vs_genlm": True,
+    assert ok == {"constrained_speed_vs_genlm[no_e]": True, "constrained_validity_vs_genlm[no_e]": True,
                   "free_vs_generate[selfsteer]": True, "free_vs_generate[selfsteer-chunk]": None}
     bad = {t["id"]: t["passed"] for t in targets.foundation_targets(foundation(2.99, 1.31, 7), True)}
-    assert bad["no_e_speed_vs_genlm"] is False
-    assert bad["no_e_validity_vs_genlm"] is False
+    assert bad["constrained_speed_vs_genlm[no_e]"] is False
+    assert bad["constrained_validity_vs_genlm[no_e]"] is False
     assert bad["free_vs_generate[selfsteer]"] is False
     assert targets.gpu_target(None, "cpu", True)["passed"] is None
 
@@ -156,3 +204,28 @@ def test_cli_names_the_valid_systems(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--systems", "selfsteer,vllm-magic"])
     assert "genlm-control" in capsys.readouterr().err
+
+
+def _summary(size, suites, started, device="cpu"):
+    machine = {"cpu": "test cpu", "cores": 2, "torch_threads": 1, "device": device}
+    return {"command": f"run at {started}", "started": started, "machine": machine, "settings": {"size": size},
+            "suite_runs": {s: {"started": started, "command": f"run at {started}", "machine": machine} for s in suites},
+            "suites": dict(suites), "targets": []}
+
+
+def test_update_keeps_the_suites_a_run_left_out():
+    points = [_memory_point("selfsteer", 1, 10), _memory_point("selfsteer", 5, 30)]
+    memory_results = {"summary": memory.summarise(points, TINY), "points": points}
+    earlier = _summary("full", {"memory": memory_results, "foundation": {"old": True}}, "2026-01-01")
+    earlier.pop("suite_runs")  # summaries written before suites recorded their own runs
+    later = _summary("full", {"foundation": {"tasks": [], "summary": {}}}, "2026-02-02")
+    merged = merge_previous(later, earlier)
+    assert merged["suites"]["foundation"] == {"tasks": [], "summary": {}}  # this run's results win
+    assert merged["suites"]["memory"] is memory_results
+    assert merged["suite_runs"]["memory"]["started"] == "2026-01-01"
+    assert merged["suite_runs"]["foundation"]["started"] == "2026-02-02"
+    by_id = {t["id"]: t for t in merged["targets"]}  # re-evaluated on the merged suites
+    assert by_id["memory_shared_prompt"]["passed"] is True
+    assert not any(i.startswith("constrained_") for i in by_id)  # this run's foundation had no such tasks
+    with pytest.raises(SystemExit, match="--size quick"):
+        merge_previous(_summary("full", {}, "2026-02-02"), _summary("quick", {}, "2026-01-01"))

@@ -2,9 +2,9 @@
 
 This is the hardware limit for the work: no weights, no resampling, no constraint. The prompt is
 prefilled once per sequence (``num_return_sequences`` copies it), and sampling is pure
-(temperature 1, no top-k/top-p). The free task forbids EOS with ``min_new_tokens``; the no-e task
-stops at EOS or at sentence-final punctuation (``stop_strings``), unconstrained, so its valid share
-shows what the constraint costs a sampler that ignores it.
+(temperature 1, no top-k/top-p). The free task forbids EOS with ``min_new_tokens``; the constrained
+tasks run unconstrained, ending at EOS, the budget or (for a sentence) sentence-final punctuation
+(``stop_strings``), so their valid share shows what the constraint costs a sampler that ignores it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class GenerateRunner(Runner):
             do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
             max_new_tokens=task.max_tokens, min_new_tokens=0 if task.allows_eos else task.max_tokens,
             num_return_sequences=task.n_particles, eos_token_id=eos, pad_token_id=eos[0],
-            stop_strings=list(SENTENCE_END) if task.stops_at_sentence_end else None,
+            stop_strings=list(SENTENCE_END) if task.ends_at_sentence else None,
         )
         eos_set = set(eos)
 

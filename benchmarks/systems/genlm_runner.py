@@ -6,9 +6,11 @@ cached at the start of each run (`cache_kv`, the documented fast path) and every
 between runs. Constraints, each a Boolean potential that AWRS checks on sampled tokens:
 
 - no-e: ``BoolFSA.from_regex("[^eE]*")`` coerced from bytes onto the LLM's tokens;
+- regex: ``BoolFSA.from_regex(task.pattern)``, coerced the same way (EOS only after a full match);
 - free (EOS disallowed): `NoEndOfSequence`, which accepts every prefix and rejects completion.
 
-Sequences end through ``terminate_when`` (sentence-final punctuation, or the token budget), which
+Sequences end through ``terminate_when`` (the token budget, or sentence-final punctuation for a
+sentence task), which
 appends EOS without a weight correction, as the other systems stop; ``max_tokens`` is one more
 than the budget so the sampler never forces EOS itself.
 """
@@ -55,14 +57,16 @@ class GenlmRunner(Runner):
         self.backend = AsyncTransformer(shared.model, shared.tokenizer)
         eos_bytes = [shared.tokenizer.convert_ids_to_tokens(i).encode() for i in shared.eos_ids]
         self.llm = PromptedLLM(self.backend, eos_byte_strings=eos_bytes)
-        self.no_e = BoolFSA.from_regex(r"[^eE]*")
+        self.fsa = BoolFSA.from_regex
         self._conditions: dict[tuple, object] = {}
 
     def _condition(self, task: Task, llm):
-        key = (task.constraint, tuple(llm.prompt_ids))
+        key = (task.constraint, task.pattern, tuple(llm.prompt_ids))
         if key not in self._conditions:
             if task.constraint == "no_e":
-                self._conditions[key] = self.no_e.coerce(llm, f=b"".join)
+                self._conditions[key] = self.fsa(r"[^eE]*").coerce(llm, f=b"".join)
+            elif task.constraint == "regex":
+                self._conditions[key] = self.fsa(task.pattern).coerce(llm, f=b"".join)
             else:
                 self._conditions[key] = no_end_of_sequence(llm.vocab)
         return self._conditions[key]
@@ -76,7 +80,7 @@ class GenlmRunner(Runner):
         budget = task.max_tokens
 
         def stop(context) -> bool:
-            return len(context) >= budget or (task.stops_at_sentence_end and is_sentence_end(
+            return len(context) >= budget or (task.ends_at_sentence and is_sentence_end(
                 context_bytes(context).decode("utf-8", errors="replace")))
 
         def job() -> Outcome:

@@ -35,6 +35,9 @@ class LlampplRunner(Runner):
         }
         self.eos = eos
 
+    def supports(self, task: Task) -> str | None:
+        return "llamppl 0.2 has no regex constraint" if task.constraint == "regex" else None
+
     def prepare(self, task: Task, seed: int):
         from llamppl import LMContext, Model, smc_standard
 
@@ -43,7 +46,7 @@ class LlampplRunner(Runner):
         if self.lm.tokenizer.encode(prompt) != ids:
             raise ValueError("llamppl would re-tokenise the prompt into different ids; the comparison would be unfair")
         lm, mask, eos, budget = self.lm, self.masks[task.constraint], self.eos, task.max_tokens
-        sentence = task.stops_at_sentence_end
+        sentence = task.ends_at_sentence
 
         class Program(Model):
             def __init__(self):

@@ -4,6 +4,12 @@ Every batch of concurrent requests becomes one forward pass per group of sequenc
 prompt prefix (see `kv` for how caches are shared, reused and reordered). Prompts are encoded
 once and cached; chunk generation runs as one fused loop over all requesting particles, with
 per-particle random streams so a seed fixes the run.
+
+Host-device traffic (it matters on CUDA, where every read of device memory makes the host wait):
+inputs (ids, positions, uniforms, masks) are built on the host and sent with non-blocking copies
+(`kv.upload`), and nothing is read back except what the host needs next: per step of the fused
+loop, the sampled ids with their log-probabilities and masses in one copy; per token-level feed,
+the next-token log-distributions in one copy.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from .kv import (
     gather_rows,
     new_block,
     prefix_length,
+    upload,
 )
 from .vocab import Vocabulary
 
@@ -114,7 +121,8 @@ class TransformersLM(LanguageModel):
         if not tokens:
             if next_logprobs is None:
                 raise ValueError("generate needs tokens to feed or the handle's next_logprobs")
-            start = torch.from_numpy(np.array(next_logprobs, dtype=np.float32)).to(self.device) * temperature
+            host = torch.from_numpy(np.array(next_logprobs, dtype=np.float32))
+            start = upload(host, self.device) * temperature
         request = GenerateRequest(handle, list(tokens), float(temperature), rng,
                                   StopRule(tuple(stop), max_tokens, max_chars), disallowed, start)
         return await self.batcher.submit(request)
@@ -122,6 +130,7 @@ class TransformersLM(LanguageModel):
     # ----- batches --------------------------------------------------------------------------
     def _process(self, requests: list[FeedRequest | GenerateRequest]) -> list[Any]:
         results: list[Any] = [None] * len(requests)
+        first_lps: dict[tuple, np.ndarray] = {}  # first feeds of one prompt and temperature: one copy
         with torch.inference_mode():
             for i, r in enumerate(requests):  # a context's first feed: its tokens become a shared prefix
                 if r.handle is not None:
@@ -129,9 +138,13 @@ class TransformersLM(LanguageModel):
                 handle, logits = self._prompt(tuple(r.tokens))
                 if isinstance(r, GenerateRequest):
                     requests[i] = replace(r, handle=handle, tokens=[], start_logits=logits)
-                else:
-                    lps = self._prompt_token_logprobs(r) if r.want_token_logprobs else np.zeros(0)
-                    results[i] = FeedResult(handle, lps, self._to_numpy(torch.log_softmax(logits.float() / r.temperature, -1)))
+                    continue
+                key = (tuple(r.tokens), r.temperature)
+                if key not in first_lps:
+                    lp = torch.log_softmax(logits.float() / r.temperature, -1)
+                    first_lps[key] = self._to_numpy(lp)
+                lps = self._prompt_token_logprobs(r) if r.want_token_logprobs else np.zeros(0)
+                results[i] = FeedResult(handle, lps, first_lps[key])
             groups: dict[tuple, list[int]] = {}
             for i, r in enumerate(requests):
                 if results[i] is None:
@@ -165,7 +178,7 @@ class TransformersLM(LanguageModel):
         block = self._empty_block((), 1, len(r.tokens))
         logits = self._forward(block, [r.tokens], last_only=False)[0]
         lp = torch.log_softmax(logits[:-1].float() / r.temperature, -1)
-        return lp.gather(1, torch.tensor(r.tokens[1:], device=lp.device)[:, None])[:, 0].cpu().numpy()
+        return lp.gather(1, upload(torch.tensor(r.tokens[1:]), lp.device)[:, None])[:, 0].cpu().numpy()
 
     def _empty_block(self, prefix: Prefix, rows: int, capacity: int) -> Block:
         like = self._like()
@@ -194,19 +207,25 @@ class TransformersLM(LanguageModel):
             return block
         return gather_rows(first.prefix, handles, extra, self._like())
 
-    def _forward(self, block: Block, tokens: list[list[int]], *, last_only: bool) -> list[torch.Tensor]:
-        """Append ``tokens[i]`` to row i of ``block``; returns each row's logits (last or all positions)."""
+    def _forward(self, block: Block, tokens: list[list[int]], *, last_only: bool) -> torch.Tensor:
+        """Append ``tokens[i]`` to row i of ``block``; returns the logits at each row's last token
+        ``(rows, V)`` (``last_only``), else at every position ``(rows, q, V)`` (rows padded to q).
+
+        Ids, validity and positions go to the device in one upload and nothing is read back, so
+        the call only queues work.
+        """
         rows = block.rows
         q = max(max(len(t) for t in tokens), 1)
         block.reserve(q)
-        ids = torch.full((rows, q), self.pad_id, dtype=torch.long)
-        q_valid = torch.zeros(rows, q, dtype=torch.bool)
-        for i, t in enumerate(tokens):
-            ids[i, : len(t)] = torch.tensor(t, dtype=torch.long)
-            q_valid[i, : len(t)] = True
-        ids, q_valid = ids.to(self.device), q_valid.to(self.device)
         p_len, w = prefix_length(block.prefix), block.width
-        positions = p_len + block.n_valid()[:, None] + torch.arange(q, device=self.device)[None, :]
+        pads = [q - len(t) for t in tokens]
+        host = torch.tensor([
+            [t + [self.pad_id] * k for t, k in zip(tokens, pads, strict=True)],
+            [[1] * len(t) + [0] * k for t, k in zip(tokens, pads, strict=True)],
+            [list(range(p_len + n, p_len + n + q)) for n in block.lengths],
+        ])  # (3, rows, q): ids, validity, positions (positions count valid columns only)
+        ids, q_valid, positions = upload(host, self.device)
+        q_valid = q_valid.bool()
         causal = torch.ones(q, q, dtype=torch.bool, device=self.device).tril()
         parts = [block.valid[:, None, :w].expand(rows, q, w), causal[None] & q_valid[:, None, :]]
         block.split_prefix = self.shared_prefix_attention
@@ -219,13 +238,14 @@ class TransformersLM(LanguageModel):
         )
         block.valid[:, w : w + q] = q_valid
         block.width = w + q
+        block.lengths = [n + len(t) for n, t in zip(block.lengths, tokens, strict=True)]
         self.n_forward += 1
         self.n_forward_tokens += sum(len(t) for t in tokens)
-        logits = out.logits
-        if last_only:
-            last = torch.tensor([max(len(t) - 1, 0) for t in tokens], device=self.device)
-            return list(logits[torch.arange(rows, device=self.device), last])
-        return [logits[i, : len(t)] for i, t in enumerate(tokens)]
+        if not last_only:
+            return out.logits
+        # a row fed nothing reads its pad position (the caller ignores it)
+        last = (q_valid.sum(dim=1) - 1).clamp(min=0)
+        return out.logits[torch.arange(rows, device=self.device), last]
 
     def _issue(self, block: Block, row: int) -> Handle:
         h = Handle(block.prefix, block, row)
@@ -233,21 +253,28 @@ class TransformersLM(LanguageModel):
         return h
 
     def _feed_group(self, batch: list[FeedRequest]) -> list[FeedResult]:
-        block = self._block_for([r.handle for r in batch], max(len(r.tokens) for r in batch))
+        tokens = [r.tokens for r in batch]
+        block = self._block_for([r.handle for r in batch], max(len(t) for t in tokens))
         want_all = any(len(r.tokens) > 1 and r.want_token_logprobs for r in batch)
-        logits = self._forward(block, [r.tokens for r in batch], last_only=not want_all)
-        temps = torch.tensor([r.temperature for r in batch], device=self.device)
-        results = []
-        if not want_all:
-            lp = torch.log_softmax(torch.stack(logits).float() / temps[:, None], -1)
-            lp_np = lp.cpu().numpy()
-            lp_np.flags.writeable = False
-            return [FeedResult(self._issue(block, i), np.zeros(0), lp_np[i]) for i in range(len(batch))]
-        for i, (r, lg) in enumerate(zip(batch, logits, strict=True)):
-            lp = torch.log_softmax(lg.float() / r.temperature, -1)
-            toks = torch.tensor(r.tokens[1:], device=self.device, dtype=torch.long)
-            gathered = lp[:-1].gather(1, toks[:, None])[:, 0].cpu().numpy()
-            results.append(FeedResult(self._issue(block, i), gathered, self._to_numpy(lp[-1])))
+        logits = self._forward(block, tokens, last_only=not want_all)
+        if not want_all:  # next-token steps: one copy back for the whole batch
+            temps = upload(torch.tensor([r.temperature for r in batch]), self.device)
+            lp = self._to_numpy(torch.log_softmax(logits.float() / temps[:, None], -1))
+            return [FeedResult(self._issue(block, i), np.zeros(0), lp[i]) for i in range(len(batch))]
+        # forced text: per row, the next-token log-probs then the fed tokens' own, all in one copy
+        q = logits.shape[1]
+        targets = upload(torch.tensor([t[1:] + [0] * (q - len(t)) for t in tokens]), self.device)
+        parts = []
+        for i, r in enumerate(batch):
+            n = len(r.tokens)
+            lp = torch.log_softmax(logits[i, :n].float() / r.temperature, -1)
+            parts += [lp[-1], lp[:-1].gather(1, targets[i, : n - 1, None])[:, 0]]
+        flat = self._to_numpy(torch.cat(parts))
+        vocab, at, results = logits.shape[-1], 0, []
+        for i, t in enumerate(tokens):
+            next_lp, token_lps = flat[at : at + vocab], flat[at + vocab : at + vocab + len(t) - 1]
+            at += vocab + len(t) - 1
+            results.append(FeedResult(self._issue(block, i), token_lps.copy(), next_lp))
         return results
 
     def _generate_group(self, batch: list[GenerateRequest]) -> list[GenerateResult]:
@@ -259,60 +286,70 @@ class TransformersLM(LanguageModel):
             fed = self._forward(block, [r.tokens for r in batch], last_only=True)
             last = [lg if r.tokens else s for r, lg, s in zip(batch, fed, last, strict=True)]
         logits = torch.stack(last)
-        temps = torch.tensor([r.temperature for r in batch], device=self.device)[:, None]
+        temps = upload(torch.tensor([r.temperature for r in batch]), self.device)[:, None]
         disallowed = None
         if any(r.disallowed is not None for r in batch):
-            disallowed = torch.zeros(n, logits.shape[-1], dtype=torch.bool)
+            vocab = logits.shape[-1]
+            host = np.zeros((n, vocab), dtype=bool)
             for i, r in enumerate(batch):
                 if r.disallowed is not None:
-                    bad = torch.from_numpy(np.array(r.disallowed, dtype=bool))[: logits.shape[-1]]
-                    disallowed[i, : len(bad)] = bad
-            disallowed = disallowed.to(self.device)
+                    bad = np.asarray(r.disallowed, dtype=bool)[:vocab]
+                    host[i, : len(bad)] = bad
+            disallowed = upload(torch.from_numpy(host), self.device)
         sampled: list[list[int]] = [[] for _ in range(n)]
         token_lps: list[list[float]] = [[] for _ in range(n)]
         log_mass = [0.0] * n
         reasons: list[str | None] = [None] * n
         handles: list[Handle | None] = [None] * n
         while True:
-            active = [i for i in range(n) if reasons[i] is None]
+            # one uniform per active row, from that row's own generator (finished rows draw nothing)
+            u = torch.tensor([batch[i].rng.random() if reasons[i] is None else 0.0 for i in range(n)])
             lp = torch.log_softmax(logits.float() / temps, -1)
-            tok, tok_lp, mass = self._draw(lp, disallowed, [batch[i].rng for i in range(n)], active)
-            for i in active:
-                t = int(tok[i])
+            drawn = self._draw(lp, disallowed, u)
+            for i, (t, t_lp, mass) in enumerate(drawn):
+                if reasons[i] is not None:
+                    continue
                 sampled[i].append(t)
-                token_lps[i].append(float(tok_lp[i]))
-                log_mass[i] += float(mass[i])
+                token_lps[i].append(t_lp)
+                log_mass[i] += mass
                 reasons[i] = batch[i].stopper.update(self.vocab.token_bytes[t], t in self.vocab.eos_ids, len(sampled[i]))
                 if reasons[i] is not None:
                     handles[i] = self._issue(block, i)
             if all(r is not None for r in reasons):
                 break
-            next_ids = [[int(tok[i])] if reasons[i] is None else [] for i in range(n)]  # finished rows idle
-            logits = torch.stack(self._forward(block, next_ids, last_only=True))
+            # finished rows idle (fed nothing) until the last row stops
+            next_ids = [[drawn[i][0]] if reasons[i] is None else [] for i in range(n)]
+            logits = self._forward(block, next_ids, last_only=True)
         return [
             GenerateResult(sampled[i], np.array(token_lps[i]), log_mass[i], reasons[i], handles[i])
             for i in range(n)
         ]
 
     @staticmethod
-    def _draw(lp: torch.Tensor, disallowed: torch.Tensor | None, rngs: list[np.random.Generator], active: list[int]):
-        """Inverse-CDF draws with one uniform per active row from that row's own generator."""
+    def _draw(
+        lp: torch.Tensor, disallowed: torch.Tensor | None, u: torch.Tensor
+    ) -> list[tuple[int, float, float]]:
+        """Inverse-CDF draws: row i's token is where ``u[i]`` (a host float32 uniform) falls in the
+        CDF of ``lp[i]`` (float32) restricted to the allowed tokens.
+
+        Returns (id, log p(id), log p(allowed set)) per row. Only the result is read from the
+        device, the three together in one copy: the sampling step's only wait for the device.
+        """
         masked = lp if disallowed is None else lp.masked_fill(disallowed, float("-inf"))
         mass = torch.logsumexp(masked, -1) if disallowed is not None else torch.zeros(lp.shape[0], device=lp.device)
         probs = torch.exp(masked - mass[:, None])
         cdf = torch.cumsum(probs, -1)
-        u = torch.zeros(lp.shape[0], dtype=cdf.dtype)
-        for i in active:
-            u[i] = rngs[i].random()
-        u = u.to(lp.device) * cdf[:, -1]
-        tok = torch.searchsorted(cdf, u[:, None], right=True)[:, 0].clamp(max=lp.shape[1] - 1)
+        x = upload(u, lp.device) * cdf[:, -1]
+        tok = torch.searchsorted(cdf, x[:, None], right=True)[:, 0].clamp(max=lp.shape[1] - 1)
+        # rounding can land on an excluded token: take the last allowed one instead (always computed,
+        # as checking first would read the device)
         bad = torch.isinf(masked.gather(1, tok[:, None])[:, 0])
-        if bool(bad.any()):
-            finite = torch.isfinite(masked)
-            last = lp.shape[1] - 1 - torch.argmax(finite.flip(1).to(torch.int8), dim=1)
-            tok = torch.where(bad, last, tok)
+        last = lp.shape[1] - 1 - torch.argmax(torch.isfinite(masked).flip(1).to(torch.int8), dim=1)
+        tok = torch.where(bad, last, tok)
         tok_lp = lp.gather(1, tok[:, None])[:, 0]
-        return tok.cpu(), tok_lp.cpu(), mass.cpu()
+        # one copy back; float64 holds the ids, and the float32 log-probs, exactly
+        drawn = torch.stack([tok.double(), tok_lp.double(), mass.double()], dim=1).cpu()
+        return [(int(t), t_lp, m) for t, t_lp, m in drawn.tolist()]
 
     @staticmethod
     def _to_numpy(t: torch.Tensor) -> np.ndarray:

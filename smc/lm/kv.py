@@ -6,8 +6,10 @@ pieces:
 - `Segment`: KV of a prompt (one row), computed once and shared by every sequence that starts
   with it. A sequence's *prefix* is a chain of segments.
 - `Block`: KV of many sequences' own tokens, one row per sequence, preallocated with spare
-  columns. Rows may have holes (columns a row never wrote); a boolean ``valid`` matrix says which
-  columns each row attends to, and positions count only valid columns.
+  columns. Rows may have holes (columns a row never wrote); a boolean ``valid`` matrix on the
+  device says which columns each row attends to, positions count only valid columns, and
+  ``lengths`` keeps those counts on the host, so building positions or gathering rows never
+  reads the device.
 - `Handle`: an immutable pointer (prefix, block, row) that a context holds.
 
 Ownership gives copy-on-write: each row records the last handle issued for it (its owner). A
@@ -70,6 +72,7 @@ class Block:
     values: list[torch.Tensor]
     valid: torch.Tensor  # (rows, capacity) bool
     width: int = 0  # columns written so far (the next write starts here)
+    lengths: list[int] = field(default_factory=list)  # valid columns per row, kept on the host
     owners: list[Handle | None] = field(default_factory=list)
     split_prefix: bool = False  # True: layers return only own keys; attention reads the prefix itself
     _prefix_cat: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
@@ -95,9 +98,6 @@ class Block:
     def capacity(self) -> int:
         return self.valid.shape[1]
 
-    def n_valid(self) -> torch.Tensor:
-        return self.valid[:, : self.width].sum(dim=1)
-
     def reserve(self, extra: int) -> None:
         """Make room for ``extra`` more columns (doubling the capacity when full)."""
         need = self.width + extra
@@ -122,23 +122,34 @@ def new_block(prefix: Prefix, rows: int, capacity: int, like: list[torch.Tensor]
     keys = [t.new_zeros(rows, t.shape[1], capacity, t.shape[3]) for t in like]
     values = [t.new_zeros(rows, t.shape[1], capacity, t.shape[3]) for t in like]
     valid = torch.zeros(rows, capacity, dtype=torch.bool, device=like[0].device)
-    return Block(prefix, keys, values, valid, 0, [None] * rows)
+    return Block(prefix, keys, values, valid, 0, [0] * rows, [None] * rows)
+
+
+def upload(host: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``host`` copied to ``device`` without making the host wait for the device.
+
+    On CUDA: one non-blocking copy from pinned memory (the caching host allocator keeps the pinned
+    buffer until the copy has run). A blocking copy from pageable memory would synchronise the
+    stream. Elsewhere: a plain ``to`` (a no-op on the CPU).
+    """
+    if device.type == "cuda":
+        host = host.pin_memory()
+    return host.to(device, non_blocking=True)
 
 
 def gather_rows(prefix: Prefix, handles: list[Handle], extra: int, like: list[torch.Tensor]) -> Block:
     """A new block whose row i holds ``handles[i]``'s own tokens, left-aligned, plus ``extra`` free columns."""
-    lengths = [0 if h.block is None else int(h.block.valid[h.row, : h.block.width].sum()) for h in handles]
+    lengths = [0 if h.block is None else h.block.lengths[h.row] for h in handles]
     n_max = max(lengths, default=0)
     out = new_block(prefix, len(handles), n_max + extra + 8, like)
+    out.lengths = lengths
     by_block: dict[int, tuple[Block, list[int]]] = {}
     for i, h in enumerate(handles):
         if h.block is not None and lengths[i] > 0:
             by_block.setdefault(id(h.block), (h.block, []))[1].append(i)
     for src, dest in by_block.values():
-        src_rows = torch.tensor([handles[i].row for i in dest], device=src.valid.device)
-        valid = src.valid[src_rows, : src.width]
-        dest_t = torch.tensor(dest, device=src.valid.device)
-        if bool(valid.all()):  # no holes: a plain index-select per layer
+        src_rows, dest_t = upload(torch.tensor([[handles[i].row for i in dest], dest]), src.valid.device)
+        if all(lengths[i] == src.width for i in dest):  # no holes: a plain index-select per layer
             n = src.width
             for layer in range(len(like)):
                 out.keys[layer][dest_t, :, :n] = src.keys[layer].index_select(0, src_rows)[:, :, :n]
@@ -146,8 +157,9 @@ def gather_rows(prefix: Prefix, handles: list[Handle], extra: int, like: list[to
             out.valid[dest_t, :n] = True
             continue
         # holes: gather each row's valid columns to the left
+        valid = src.valid[src_rows, : src.width]
         counts = valid.sum(dim=1)
-        n = int(counts.max())
+        n = max(lengths[i] for i in dest)
         order = torch.argsort((~valid).to(torch.int8), dim=1, stable=True)[:, :n]  # valid columns first
         for layer in range(len(like)):
             for store, src_store in ((out.keys, src.keys), (out.values, src.values)):

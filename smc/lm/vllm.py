@@ -1,29 +1,41 @@
 """`VLLMLM`: the vLLM backend (GPU; optional extra ``selfsteer[vllm]``).
 
-A thin layer over vLLM's public API (``vllm.LLM.generate`` with token prompts):
+A thin layer over vLLM's public API (``vllm.LLM.generate`` with token prompts); each batch of
+requests becomes one ``generate`` call:
 
-- ``feed``: one ``generate(max_tokens=1)`` call per batch, with full-vocabulary log-probs of the
-  next token and, when asked, prompt log-probs for the fed tokens (scoring text under the prior);
-- ``generate``: native batched sampling with stop strings, per-request seeds and the sampled
-  tokens' log-probs, then cut at the first stopping point of our `StopRule` so chunk boundaries
-  mean exactly what they mean on the other backends (a chunk excluding EOS falls back to one
-  ``feed`` per token, since vLLM does not report the excluded mass);
-- KV reuse comes from vLLM's prefix caching (on by default) and tensor parallelism from
+- ``feed``: a ``max_tokens=1`` request at temperature 1 with the whole vocabulary's log-probs,
+  tempered here (vLLM samples only at temperatures in [0, 2] and raises those below 0.01). The
+  fed tokens' log-probs come from ``prompt_logprobs``, which vLLM never tempers; at another
+  temperature they come from one extra request per fed prefix instead (cheap with prefix
+  caching, but each returns a whole vocabulary of log-probs).
+- ``generate``: native sampling with stop strings, our EOS ids as stop tokens, per-request seeds
+  and the sampled tokens' tempered log-probs (``logprobs_mode="processed_logprobs"``), then cut
+  at the first stopping point of our `StopRule` (vLLM matches stop strings on detokenized text
+  and knows no ``max_chars``), so chunks end where they end on the other backends. A chunk that
+  excludes tokens (``disallowed``: vLLM does not report the excluded mass) or whose temperature
+  is outside [0.01, 2] is sampled with one ``feed`` per token instead.
+- KV reuse comes from vLLM's prefix caching (on) and tensor parallelism from
   ``tensor_parallel_size``.
 
-Status: written against vLLM >= 0.10's public API, not run in this project's CI (no GPU there);
-its tests run wherever vLLM imports and CUDA is present, and skip elsewhere.
+Status: written against vLLM's public API as of 0.33 (the extra asks for >= 0.10). Here (no
+GPU) it is tested only against a stand-in of that API backed by the bundled model
+(``tests/vllm_standin.py``), never against vLLM itself; ``tests/test_vllm.py`` runs where vLLM
+imports and CUDA is present.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
+from ..weights import logsumexp
 from .base import FeedRequest, FeedResult, GenerateRequest, GenerateResult, LanguageModel, StopRule
 from .hf import eos_ids_of, vocabulary_of
+
+SAMPLING_TEMPERATURES = (1e-2, 2.0)  # vLLM rejects higher temperatures and raises lower ones
 
 
 class VLLMLM(LanguageModel):
@@ -35,11 +47,23 @@ class VLLMLM(LanguageModel):
         self.name = name
         self.tokenizer = llm.get_tokenizer()
         config = llm.llm_engine.model_config
-        self.vocab = vocabulary_of(self.tokenizer, config.get_vocab_size(), eos_ids_of(self.tokenizer, None))
+        self.n_logits = config.get_vocab_size()
+        generation = SimpleNamespace(**config.try_get_generation_config())  # as transformers does
+        eos_ids = eos_ids_of(self.tokenizer, generation)
+        self.vocab = vocabulary_of(self.tokenizer, self.n_logits, eos_ids)
 
     @classmethod
-    def load(cls, source: str, *, name: str, dtype: str = "auto", tensor_parallel_size: int = 1,
-             gpu_memory_utilization: float = 0.85, seed: int = 0, **engine_options) -> VLLMLM:
+    def load(
+        cls,
+        source: str,
+        *,
+        name: str,
+        dtype: str = "auto",
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.85,
+        seed: int = 0,
+        **engine_options,
+    ) -> VLLMLM:
         try:
             import vllm
         except ImportError as e:
@@ -50,9 +74,15 @@ class VLLMLM(LanguageModel):
                 "on CPU use backend='transformers'"
             ) from e
         llm = vllm.LLM(
-            model=source, dtype=dtype, tensor_parallel_size=tensor_parallel_size, seed=seed,
-            gpu_memory_utilization=gpu_memory_utilization, enable_prefix_caching=True,
-            max_logprobs=-1, logprobs_mode="processed_logprobs", **engine_options,
+            model=source,
+            dtype=dtype,
+            tensor_parallel_size=tensor_parallel_size,
+            seed=seed,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enable_prefix_caching=True,
+            max_logprobs=-1,
+            logprobs_mode="processed_logprobs",
+            **engine_options,
         )
         return cls(llm, name=name)
 
@@ -60,73 +90,138 @@ class VLLMLM(LanguageModel):
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
+    def bos_ids(self) -> list[int]:
+        probe = self.tokenizer("a").input_ids
+        bos = self.tokenizer.bos_token_id
+        return [bos] if bos is not None and probe and probe[0] == bos else []
+
     @property
     def has_chat_template(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
     def chat_prompt(self, messages: Sequence[dict]) -> list[int]:
-        return list(self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True))
+        if not self.has_chat_template:
+            raise ValueError(f"{self.name} has no chat template; pass the prompt as a string")
+        messages = list(messages)
+        out = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True
+        )
+        ids = out["input_ids"] if hasattr(out, "keys") else out  # a mapping in transformers >= 5
+        return [int(i) for i in ids]
 
     # ----- operations -------------------------------------------------------------------------
-    async def generate(self, handle, tokens, rng, *, temperature=1.0, stop=(), max_tokens=64,
-                       max_chars=None, disallowed=None, next_logprobs=None) -> GenerateResult:
-        if disallowed is not None:  # excluded mass is not reported by vLLM: sample token by token
-            return await super().generate(handle, tokens, rng, temperature=temperature, stop=stop,
-                                          max_tokens=max_tokens, max_chars=max_chars, disallowed=disallowed,
-                                          next_logprobs=next_logprobs)
-        request = GenerateRequest(handle, list(tokens), float(temperature), rng, StopRule(tuple(stop), max_tokens, max_chars))
+    async def generate(
+        self,
+        handle,
+        tokens,
+        rng,
+        *,
+        temperature=1.0,
+        stop=(),
+        max_tokens=64,
+        max_chars=None,
+        disallowed=None,
+        next_logprobs=None,
+    ) -> GenerateResult:
+        low, high = SAMPLING_TEMPERATURES
+        if disallowed is not None or not low <= temperature <= high:
+            return await super().generate(
+                handle,
+                tokens,
+                rng,
+                temperature=temperature,
+                stop=stop,
+                max_tokens=max_tokens,
+                max_chars=max_chars,
+                disallowed=disallowed,
+                next_logprobs=next_logprobs,
+            )
+        stopper = StopRule(tuple(stop), max_tokens, max_chars)
+        request = GenerateRequest(handle, list(tokens), float(temperature), rng, stopper)
         return await self.batcher.submit(request)
 
     def _process(self, requests: list[FeedRequest | GenerateRequest]) -> list[Any]:
-        from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        results: list[Any] = [None] * len(requests)
-        feeds = [i for i, r in enumerate(requests) if isinstance(r, FeedRequest)]
-        gens = [i for i, r in enumerate(requests) if isinstance(r, GenerateRequest)]
-        if feeds:
-            prompts = [TokensPrompt(prompt_token_ids=[*(requests[i].handle or ()), *requests[i].tokens]) for i in feeds]
-            params = [
-                SamplingParams(max_tokens=1, temperature=requests[i].temperature, logprobs=self.vocab.size,
-                               prompt_logprobs=0 if requests[i].want_token_logprobs else None, detokenize=False)
-                for i in feeds
-            ]
-            for i, out in zip(feeds, self.llm.generate(prompts, params, use_tqdm=False), strict=True):
-                results[i] = self._feed_result(requests[i], out)
-        if gens:
-            prompts = [TokensPrompt(prompt_token_ids=[*(requests[i].handle or ()), *requests[i].tokens]) for i in gens]
-            params = [
-                SamplingParams(
-                    max_tokens=requests[i].stopper.max_tokens, temperature=requests[i].temperature,
-                    stop=list(requests[i].stopper.stop) or None, include_stop_str_in_output=True,
-                    logprobs=0, seed=int(requests[i].rng.integers(2**31)),
-                )
-                for i in gens
-            ]
-            for i, out in zip(gens, self.llm.generate(prompts, params, use_tqdm=False), strict=True):
-                results[i] = self._generate_result(requests[i], out)
-        return results
+        prompts, params, owner = [], [], []
+        for i, r in enumerate(requests):
+            for ids, p in self._vllm_requests(r):
+                prompts.append(TokensPrompt(prompt_token_ids=ids))
+                params.append(p)
+                owner.append(i)
+        outs: list[list[Any]] = [[] for _ in requests]
+        for i, out in zip(owner, self.llm.generate(prompts, params, use_tqdm=False), strict=True):
+            outs[i].append(out)
+        return [
+            self._feed_result(r, o)
+            if isinstance(r, FeedRequest)
+            else self._generate_result(r, o[0])
+            for r, o in zip(requests, outs, strict=True)
+        ]
 
-    def _feed_result(self, r: FeedRequest, out) -> FeedResult:
-        prompt = [*(r.handle or ()), *r.tokens]
-        nxt = np.full(self.vocab.size, -np.inf, dtype=np.float32)
-        for tok, lp in out.outputs[0].logprobs[0].items():
-            nxt[tok] = lp.logprob
-        nxt -= np.logaddexp.reduce(nxt)
+    def _vllm_requests(self, r: FeedRequest | GenerateRequest) -> list[tuple[list[int], Any]]:
+        """The (prompt ids, sampling parameters) of the vLLM requests that serve ``r``."""
+        from vllm import SamplingParams
+
+        seq = [*(r.handle or ()), *r.tokens]
+        if isinstance(r, GenerateRequest):
+            p = SamplingParams(
+                max_tokens=r.stopper.max_tokens,
+                temperature=r.temperature,
+                stop=list(r.stopper.stop),
+                stop_token_ids=sorted(self.vocab.eos_ids),  # every id `StopRule` ends at
+                logprobs=0,  # the sampled token only, tempered (processed_logprobs)
+                seed=int(r.rng.integers(2**31)),
+            )
+            return [(seq, p)]
+        scored = r.want_token_logprobs and len(r.tokens) > 1
+        by_prefix = scored and r.temperature != 1.0  # prompt log-probs are never tempered
+        prompt_logprobs = 0 if scored and not by_prefix else None
+        p = SamplingParams(
+            max_tokens=1,
+            temperature=1.0,
+            logprobs=self.n_logits,
+            prompt_logprobs=prompt_logprobs,
+            detokenize=False,
+        )
+        first = len(seq) - len(r.tokens) + 1
+        cuts = [*range(first, len(seq)), len(seq)] if by_prefix else [len(seq)]
+        return [(seq[:cut], p) for cut in cuts]
+
+    def _next_logprobs(self, out, temperature: float) -> np.ndarray:
+        """The tempered next-token distribution from a request's full-vocabulary log-probs."""
+        step = out.outputs[0].logprobs[0]
+        lp = np.full(self.vocab.size, -np.inf)
+        values = np.fromiter((x.logprob for x in step.values()), float, len(step))
+        lp[np.fromiter(step.keys(), int, len(step))] = values / temperature
+        return lp - logsumexp(lp)
+
+    def _feed_result(self, r: FeedRequest, outs: list) -> FeedResult:
+        seq = (*(r.handle or ()), *r.tokens)
+        prompt_lps = outs[0].prompt_logprobs  # [None, {seq[1]: Logprob}, ...]
+        if len(outs) > 1:
+            # one request per prefix: the one ending at tokens[k] scores tokens[k + 1]
+            pairs = zip(outs[:-1], r.tokens[1:], strict=True)
+            lps = np.array([self._next_logprobs(o, r.temperature)[t] for o, t in pairs])
+        elif prompt_lps is not None:
+            first = len(seq) - len(r.tokens) + 1
+            lps = np.array([prompt_lps[j][seq[j]].logprob for j in range(first, len(seq))])
+        else:
+            lps = np.zeros(0)
+        nxt = self._next_logprobs(outs[-1], r.temperature).astype(np.float32)
         nxt.flags.writeable = False
-        gathered = np.zeros(0)
-        if r.want_token_logprobs and len(r.tokens) > 1:
-            start = len(prompt) - len(r.tokens) + 1
-            gathered = np.array([out.prompt_logprobs[j][prompt[j]].logprob for j in range(start, len(prompt))])
-        return FeedResult(tuple(prompt), gathered, nxt)
+        return FeedResult(seq, lps, nxt)
 
     def _generate_result(self, r: GenerateRequest, out) -> GenerateResult:
         sample = out.outputs[0]
-        tokens, lps, reason = [], [], "max_tokens"
-        for tok, step_lps in zip(sample.token_ids, sample.logprobs, strict=False):
+        # vLLM's own reason, used only if our rule never fires (e.g. the context length ran out)
+        reason = "max_tokens" if sample.finish_reason == "length" else "stop"
+        tokens, lps = [], []
+        for tok, step in zip(sample.token_ids, sample.logprobs, strict=True):
             tokens.append(int(tok))
-            lps.append(step_lps[tok].logprob)
-            stop = r.stopper.update(self.vocab.token_bytes[tok], tok in self.vocab.eos_ids, len(tokens))
+            lps.append(step[tok].logprob)
+            eos = tok in self.vocab.eos_ids
+            stop = r.stopper.update(self.vocab.token_bytes[tok], eos, len(tokens))
             if stop is not None:
                 reason = stop
                 break
