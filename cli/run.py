@@ -1,7 +1,9 @@
 """``selfsteer run program.py``: run a program file with SMC and print the posterior.
 
 The file defines a `Model` subclass and either a ``make_model(lm)`` function or a module-level
-``model`` instance. The LM is loaded only when the file asks for one through ``make_model``.
+``model`` instance. The LM is loaded only when the file asks for one through ``make_model``, with
+``--model``, ``--backend``, ``--device``, ``--dtype`` and ``--tensor-parallel-size`` passed to
+`selfsteer.smc.load_lm`.
 Test-time scaling flags (``--vote``, ``--explore``, ``--trust``, ``--lag-store``) are described in
 `selfsteer.cli.scaling_options`; ``--lag-store`` needs ``make_model(lm, examples=...)``.
 """
@@ -37,6 +39,12 @@ def register(sub) -> None:
     p.add_argument("--max-steps", type=int, default=1000, help="step cap (default 1000)")
     p.add_argument("--time-limit", type=float, default=None, help="wall-clock limit in seconds")
     p.add_argument("--model", default=None, help="follower LM (default: the bundled SmolLM2-135M-Instruct)")
+    p.add_argument("--backend", default="auto", choices=("auto", "transformers", "vllm"),
+                   help="LM backend (default auto: vLLM when installed and CUDA is present, else transformers)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA if available)")
+    p.add_argument("--dtype", default="auto", help="auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16, float16")
+    p.add_argument("--tensor-parallel-size", type=int, default=None,
+                   help="GPUs to split the follower over (vLLM backend)")
     p.add_argument("--trace", type=Path, default=None, help="write a JSON trace here (view it with `selfsteer view`)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_scaling_flags(p)
@@ -55,24 +63,32 @@ def load_module(path: Path):
     return module
 
 
-def load_program(path: Path, model_name: str | None):
-    """The program a file defines (``make_model(lm)`` called with a freshly loaded LM, or ``model``)."""
-    module = load_module(path)
-    if hasattr(module, "make_model"):
-        from selfsteer.smc import load_lm
+def load_follower(args: argparse.Namespace):
+    """The follower LM the model flags name; a bad choice exits with the loader's message."""
+    from selfsteer.smc import load_lm
+    from selfsteer.smc.lm.loading import ModelNotFound
 
-        return module.make_model(load_lm(model_name))
+    options = {} if args.tensor_parallel_size is None else {"tensor_parallel_size": args.tensor_parallel_size}
+    try:
+        return load_lm(args.model, backend=args.backend, device=args.device, dtype=args.dtype, **options)
+    except (ModelNotFound, ValueError) as e:
+        raise SystemExit(f"error: {e}") from e
+
+
+def load_program(args: argparse.Namespace):
+    """The program a file defines (``make_model(lm)`` called with a freshly loaded LM, or ``model``)."""
+    module = load_module(args.program)
+    if hasattr(module, "make_model"):
+        return module.make_model(load_follower(args))
     return module.model
 
 
 def load_with_logs(args: argparse.Namespace, memory):
     """Build the program, then rebuild it with the logs LAG recalls for its task."""
-    from selfsteer.smc import load_lm
-
     module = load_module(args.program)
     if not hasattr(module, "make_model") or not accepts_examples(module.make_model):
         raise SystemExit("error: --lag-store needs the program file to define make_model(lm, examples=...)")
-    lm = load_lm(args.model)
+    lm = load_follower(args)
     task, _ = lag_task(module.make_model(lm))
     recall = memory.recall(lm, task)
     print(f"LAG: {len(recall.logs)} log(s) recalled, {recall.n_kv_reused} reused as KV", file=sys.stderr)
@@ -87,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if memory is not None:
         lm, model = load_with_logs(args, memory)
     else:
-        model = load_program(args.program, args.model)
+        model = load_program(args)
     reweight = exploration(args)
     common = dict(seed=args.seed, max_steps=args.max_steps, time_limit=args.time_limit,
                   record=args.trace is not None or args.trust, progress=True)

@@ -1,5 +1,6 @@
 """`selfsteer run` on program files, in a real subprocess."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -52,7 +53,25 @@ def test_run_example_on_the_bundled_model(tmp_path):
     from pathlib import Path
 
     example = Path(__file__).parent.parent / "programs" / "examples" / "no_e_sentence.py"
-    out = selfsteer("run", str(example), "-n", "4", "--seed", "0", cwd=tmp_path)
+    out = selfsteer("run", str(example), "-n", "4", "--seed", "0",
+                    "--backend", "transformers", "--device", "cpu", "--dtype", "float32", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     answer = out.stdout.splitlines()[1]
     assert "e" not in answer.split("'", 1)[1].lower()
+
+
+def test_run_reports_bad_model_flags_without_a_traceback(tmp_path):
+    from pathlib import Path
+
+    example = str(Path(__file__).parent.parent / "programs" / "examples" / "no_e_sentence.py")
+    out = selfsteer("run", example, "--backend", "transformers", "--tensor-parallel-size", "2", cwd=tmp_path)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "tensor_parallel_size: not an option of the transformers backend" in out.stderr
+    assert "backend='vllm'" in out.stderr
+    out = selfsteer("run", example, "--backend", "transformers", "--dtype", "float8", cwd=tmp_path)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "unknown dtype 'float8'; choose auto, float32, bfloat16 or float16" in out.stderr
+    if importlib.util.find_spec("vllm") is None:  # where vLLM is missing, the error says how to get it
+        out = selfsteer("run", example, "--backend", "vllm", cwd=tmp_path)
+        assert out.returncode != 0 and "Traceback" not in out.stderr
+        assert "pip install 'selfsteer[vllm]'" in out.stderr

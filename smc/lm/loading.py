@@ -143,8 +143,19 @@ def load_lm(
     return load_transformers(source, display, device, dtype, **backend_options)
 
 
+TRANSFORMERS_OPTIONS = ("prompt_cache_tokens", "shared_prefix_attention")
+
+
 def load_transformers(source: Path | str, name: str, device: str, dtype: str, **options) -> LanguageModel:
     import torch
+
+    unknown = sorted(set(options) - set(TRANSFORMERS_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"{', '.join(unknown)}: not an option of the transformers backend (it takes "
+            f"{', '.join(TRANSFORMERS_OPTIONS)}); vLLM engine options such as tensor_parallel_size "
+            "need backend='vllm' (pip install 'selfsteer[vllm]', Linux with CUDA)"
+        )
 
     transformers = _quiet_transformers()
     from .hf import TransformersLM
