@@ -7,7 +7,8 @@ Command (from the repository root)::
 Weights cannot be downloaded here, so the model is a real architecture with random weights: a
 Llama of about 1.1B parameters (``llama-1b``: hidden 2048, 16 layers, 32 heads, 8 KV heads,
 intermediate 8192, tied embeddings) or a few-MB one (``tiny``, for CPU tests), with the bundled
-SmolLM2 tokenizer (vocabulary 49152). One process, one model object, three systems:
+SmolLM2 tokenizer (vocabulary 49152). One process, one model object, three systems, each the
+runner `benchmarks.run` uses on the free task:
 
 - ``generate``: ``model.generate`` with pure sampling (temperature 1, no top-k/top-p) of N
   sequences of exactly T tokens (``min_new_tokens = max_new_tokens = T``);
@@ -33,12 +34,13 @@ from pathlib import Path
 import torch
 import transformers
 
-from selfsteer.smc import smc
 from selfsteer.smc.lm.hf import TransformersLM
 
-from .environment import model_dir
-from .programs import FixedLengthChunk, FixedLengthTokens
-from .tasks import free_task
+from .environment import SharedModel, model_dir
+from .systems import Runner, make_runners
+from .tasks import Task, free_task
+
+SYSTEMS = ("generate", "selfsteer", "selfsteer-chunk")  # the runners of `benchmarks.run`
 
 CONFIGS = {  # Llama-3.2-1B's shape with SmolLM2's vocabulary; a few-MB one for CPU tests
     "llama-1b": dict(hidden_size=2048, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8, intermediate_size=8192),
@@ -66,63 +68,23 @@ def build_lm(config: str, device: str, dtype: torch.dtype) -> TransformersLM:
     return TransformersLM(model.eval(), tok, name=f"random-{config}")
 
 
-def systems(lm: TransformersLM, n: int, t: int) -> dict:
-    """``{name: job(seed) -> generated token count}`` for the three systems."""
-    task = free_task(n, t)
-    eos = sorted(i for i in lm.vocab.eos_ids if i < len(lm.tokenizer))
-    eos_ids = torch.tensor(eos, device=lm.device)
-    prompt = torch.tensor(
-        [lm.chat_prompt([{"role": "user", "content": task.prompt}])], device=lm.device
-    )
-    config = transformers.GenerationConfig(  # pure sampling of exactly t tokens
-        do_sample=True,
-        temperature=1.0,
-        top_k=0,
-        top_p=1.0,
-        max_new_tokens=t,
-        min_new_tokens=t,
-        num_return_sequences=n,
-        eos_token_id=eos,
-        pad_token_id=eos[0],
-    )
+def measure(runner: Runner, task: Task, device: torch.device, repeats: int) -> dict:
+    """One warm-up run, then the median of ``repeats`` timed runs (and peak CUDA memory).
 
-    def generate(seed: int) -> int:
-        torch.manual_seed(seed)
-        with torch.inference_mode():
-            out = lm.model.generate(
-                prompt, attention_mask=torch.ones_like(prompt), generation_config=config
-            )
-        return int((~torch.isin(out[:, prompt.shape[1] :], eos_ids)).sum())  # no EOS: N*T
-
-    def selfsteer(program_class):
-        def job(seed: int) -> int:
-            lm.prompt_cache.clear()
-            result = smc(
-                program_class(lm, task), n, seed=seed, ess_threshold=0.5, resampling="multinomial"
-            )
-            return sum(p.n_tokens for p in result.particles)
-
-        return job
-
-    return {
-        "generate": generate,
-        "selfsteer": selfsteer(FixedLengthTokens),
-        "selfsteer-chunk": selfsteer(FixedLengthChunk),
-    }
-
-
-def measure(job, device: torch.device, repeats: int) -> dict:
-    """One warm-up run, then the median of ``repeats`` timed runs (and peak CUDA memory)."""
+    Each run's job comes from the runner's untimed ``prepare``, exactly as in `benchmarks.run`;
+    on CUDA the device is synchronised before and after the timed job.
+    """
     cuda = device.type == "cuda"
-    job(seed=0)
+    runner.prepare(task, 0)()
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     walls, n_tokens = [], 0
     for seed in range(1, repeats + 1):
+        job = runner.prepare(task, seed)
         if cuda:
             torch.cuda.synchronize(device)
         start = time.perf_counter()
-        n_tokens = job(seed=seed)
+        n_tokens = job().n_tokens
         if cuda:
             torch.cuda.synchronize(device)
         walls.append(time.perf_counter() - start)
@@ -142,10 +104,11 @@ def run(args: argparse.Namespace) -> dict:
         dtype_name = "bfloat16" if args.device.startswith("cuda") else "float32"
     lm = build_lm(args.config, args.device, DTYPES[dtype_name])
     device = lm.device
-    results = {
-        name: measure(job, device, args.repeats)
-        for name, job in systems(lm, args.particles, args.tokens).items()
-    }
+    runners, missing = make_runners(list(SYSTEMS), SharedModel(lm, str(device)))
+    if missing:
+        raise SystemExit(f"cannot run {missing}")
+    task = free_task(args.particles, args.tokens)
+    results = {r.name: measure(r, task, device, args.repeats) for r in runners}
     base = results["generate"]["tokens_per_s"]
     return {
         "device": str(device),

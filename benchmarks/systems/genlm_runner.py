@@ -52,21 +52,21 @@ class GenlmRunner(Runner):
     def __init__(self, shared):
         super().__init__(shared)
         from genlm.backend.llm import AsyncTransformer
-        from genlm.control import BoolFSA, PromptedLLM
+        from genlm.control import PromptedLLM
 
         self.backend = AsyncTransformer(shared.model, shared.tokenizer)
         eos_bytes = [shared.tokenizer.convert_ids_to_tokens(i).encode() for i in shared.eos_ids]
         self.llm = PromptedLLM(self.backend, eos_byte_strings=eos_bytes)
-        self.fsa = BoolFSA.from_regex
         self._conditions: dict[tuple, object] = {}
 
     def _condition(self, task: Task, llm):
+        from genlm.control import BoolFSA
+
         key = (task.constraint, task.pattern, tuple(llm.prompt_ids))
         if key not in self._conditions:
-            if task.constraint == "no_e":
-                self._conditions[key] = self.fsa(r"[^eE]*").coerce(llm, f=b"".join)
-            elif task.constraint == "regex":
-                self._conditions[key] = self.fsa(task.pattern).coerce(llm, f=b"".join)
+            if task.constrained:
+                pattern = r"[^eE]*" if task.constraint == "no_e" else task.pattern
+                self._conditions[key] = BoolFSA.from_regex(pattern).coerce(llm, f=b"".join)
             else:
                 self._conditions[key] = no_end_of_sequence(llm.vocab)
         return self._conditions[key]

@@ -66,7 +66,33 @@ def eos_ids_of(tokenizer, generation_config) -> set[int]:
     return ids
 
 
-class TransformersLM(LanguageModel):
+class TokenizerText:
+    """Text <-> token ids through a Hugging Face tokenizer (``self.tokenizer``), for backends that have one."""
+
+    tokenizer: Any
+    name: str
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def bos_ids(self) -> list[int]:
+        probe = self.tokenizer("a").input_ids
+        bos = self.tokenizer.bos_token_id
+        return [bos] if bos is not None and probe and probe[0] == bos else []
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def chat_prompt(self, messages: Sequence[dict]) -> list[int]:
+        if not self.has_chat_template:
+            raise ValueError(f"{self.name} has no chat template; pass the prompt as a string")
+        out = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
+        ids = out["input_ids"] if hasattr(out, "keys") else out  # a mapping in transformers >= 5
+        return [int(i) for i in ids]
+
+
+class TransformersLM(TokenizerText, LanguageModel):
     """A Hugging Face causal LM with batched, cached, asynchronous next-token log-probabilities."""
 
     def __init__(
@@ -93,26 +119,6 @@ class TransformersLM(LanguageModel):
         self.shared_prefix_attention = shared_prefix_attention
         if shared_prefix_attention:
             attention.install(self.model)
-
-    # ----- text ---------------------------------------------------------------------------
-    def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
-
-    def bos_ids(self) -> list[int]:
-        probe = self.tokenizer("a").input_ids
-        bos = self.tokenizer.bos_token_id
-        return [bos] if bos is not None and probe and probe[0] == bos else []
-
-    @property
-    def has_chat_template(self) -> bool:
-        return bool(getattr(self.tokenizer, "chat_template", None))
-
-    def chat_prompt(self, messages: Sequence[dict]) -> list[int]:
-        if not self.has_chat_template:
-            raise ValueError(f"{self.name} has no chat template; pass the prompt as a string")
-        out = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
-        ids = out["input_ids"] if isinstance(out, dict) or hasattr(out, "keys") else out
-        return [int(i) for i in ids]
 
     async def generate(self, handle, tokens, rng, *, temperature=1.0, stop=(), max_tokens=64,
                        max_chars=None, disallowed=None, next_logprobs=None) -> GenerateResult:

@@ -25,7 +25,6 @@ imports and CUDA is present.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -33,12 +32,12 @@ import numpy as np
 
 from ..weights import logsumexp
 from .base import FeedRequest, FeedResult, GenerateRequest, GenerateResult, LanguageModel, StopRule
-from .hf import eos_ids_of, vocabulary_of
+from .hf import TokenizerText, eos_ids_of, vocabulary_of
 
 SAMPLING_TEMPERATURES = (1e-2, 2.0)  # vLLM rejects higher temperatures and raises lower ones
 
 
-class VLLMLM(LanguageModel):
+class VLLMLM(TokenizerText, LanguageModel):
     """A vLLM engine behind the `LanguageModel` contract. Handles are token-id tuples."""
 
     def __init__(self, llm, *, name: str):
@@ -85,29 +84,6 @@ class VLLMLM(LanguageModel):
             **engine_options,
         )
         return cls(llm, name=name)
-
-    # ----- text ---------------------------------------------------------------------------
-    def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
-
-    def bos_ids(self) -> list[int]:
-        probe = self.tokenizer("a").input_ids
-        bos = self.tokenizer.bos_token_id
-        return [bos] if bos is not None and probe and probe[0] == bos else []
-
-    @property
-    def has_chat_template(self) -> bool:
-        return bool(getattr(self.tokenizer, "chat_template", None))
-
-    def chat_prompt(self, messages: Sequence[dict]) -> list[int]:
-        if not self.has_chat_template:
-            raise ValueError(f"{self.name} has no chat template; pass the prompt as a string")
-        messages = list(messages)
-        out = self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=True
-        )
-        ids = out["input_ids"] if hasattr(out, "keys") else out  # a mapping in transformers >= 5
-        return [int(i) for i in ids]
 
     # ----- operations -------------------------------------------------------------------------
     async def generate(
