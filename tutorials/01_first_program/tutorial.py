@@ -23,7 +23,12 @@ from selfsteer.smc import LMContext, Model, TextModel, load_lm, smc
 FAST = os.environ.get("SELFSTEER_FAST") == "1"  # the test suite runs this tutorial at tiny scale
 N_PARTICLES = 4 if FAST else 12
 
-lm = load_lm()  # the bundled model; the first call converts its weights once (~20 s)
+# The bundled model; the first call converts its weights once (~20 s). `load_lm()` picks CUDA
+# when present (bfloat16) and vLLM when it is installed there; to choose yourself, pass
+# `backend=` ("transformers" or "vllm"), `device=`, `dtype=`, and for vLLM
+# `tensor_parallel_size=` to split a large follower over GPUs. `selfsteer run program.py` takes the
+# same choices as --model, --backend, --device, --dtype and --tensor-parallel-size.
+lm = load_lm(backend="transformers", device="cpu", dtype="float32")
 print(lm.name, "with", lm.vocab.size, "tokens")
 
 # %% [markdown]
