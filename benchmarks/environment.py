@@ -63,6 +63,18 @@ class SharedModel:
         return len(self.lm.encode(text))
 
     @cached_property
+    def forward_calls(self) -> list[int]:
+        """A running count (one-element list) of forward calls of the shared module, by any system:
+        a forward hook installed on first use, so every system's forward passes are counted alike."""
+        count = [0]
+
+        def hook(module, args, output):
+            count[0] += 1
+
+        self.model.register_forward_hook(hook)
+        return count
+
+    @cached_property
     def eos_ids(self) -> list[int]:
         """End-of-sequence ids that exist in the tokenizer (selfsteer's set)."""
         return sorted(i for i in self.lm.vocab.eos_ids if i < len(self.tokenizer))

@@ -16,7 +16,9 @@ class RunRecord:
     ``wall_s`` and ``cpu_s`` (process CPU time, all threads) cover the run only, not the system's
     one-off setup. ``n_tokens`` counts generated tokens (EOS excluded) over the final sequences;
     ``n_valid`` counts final sequences that pass the shared checker and that the system did not
-    discard (weight zero). ``error`` is set, and the numbers are zero, when the system failed.
+    discard (weight zero). ``n_forward`` counts forward calls of the shared model (every system's
+    alike); ``wall_s / n_forward`` separates a system's cost per model call from how many calls its
+    outputs took. ``error`` is set, and the numbers are zero, when the system failed.
     """
 
     system: str
@@ -27,6 +29,7 @@ class RunRecord:
     cpu_s: float = 0.0
     n_tokens: int = 0
     n_valid: int = 0
+    n_forward: int = 0
     outputs: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -41,6 +44,10 @@ class RunRecord:
         return self.n_tokens / self.wall_s if self.wall_s > 0 else 0.0
 
     @property
+    def s_per_forward(self) -> float | None:
+        return self.wall_s / self.n_forward if self.n_forward else None
+
+    @property
     def valid_share(self) -> float:
         return self.n_valid / self.n_particles if self.n_particles else 0.0
 
@@ -48,6 +55,7 @@ class RunRecord:
         d = asdict(self)
         d["tokens_per_s"] = self.tokens_per_s
         d["valid_share"] = self.valid_share
+        d["s_per_forward"] = self.s_per_forward
         return d
 
 
@@ -64,7 +72,8 @@ class Stopwatch:
 
 
 def median_record(records: Sequence[RunRecord]) -> dict[str, Any]:
-    """Medians over repeats of one (system, task): wall, cpu, tokens/s, valid share; errors if any failed."""
+    """Medians over repeats of one (system, task): wall, cpu, tokens/s, forward passes, valid share;
+    also the mean wall time (what a run costs on average: a constrained run's length is random)."""
     good = [r for r in records if r.ok]
     first = records[0]
     out: dict[str, Any] = {
@@ -76,10 +85,13 @@ def median_record(records: Sequence[RunRecord]) -> dict[str, Any]:
         return out
     out.update(
         wall_s=statistics.median(r.wall_s for r in good),
+        mean_wall_s=statistics.mean(r.wall_s for r in good),
         cpu_s=statistics.median(r.cpu_s for r in good),
         n_tokens=statistics.median(r.n_tokens for r in good),
         tokens_per_s=statistics.median(r.tokens_per_s for r in good),
         n_valid=statistics.median(r.n_valid for r in good),
         valid_share=statistics.median(r.valid_share for r in good),
+        n_forward=statistics.median(r.n_forward for r in good),
+        s_per_forward=statistics.median(r.s_per_forward or 0.0 for r in good) or None,
     )
     return out

@@ -14,18 +14,21 @@ def _fmt(x: Any, digits: int = 2) -> str:
 
 
 def foundation_table(foundation: dict[str, Any]) -> list[str]:
-    lines = ["| task | system | N | max tokens | wall s | CPU s | tokens | tokens/s | valid | wall vs selfsteer |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| task | system | N | max tokens | repeats | wall s (median) | wall s (mean) | CPU s | tokens | tokens/s | "
+             "forward passes | ms per forward | valid | wall vs selfsteer |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for task, rows in foundation["summary"].items():
         base = rows.get("selfsteer", {}).get("wall_s")
         for system, r in rows.items():
             if "error" in r:
-                lines.append(f"| {task} | {system} | {r['n_particles']} | {r['max_tokens']} | error: {r['error']} ||||||")
+                lines.append(f"| {task} | {system} | {r['n_particles']} | {r['max_tokens']} | {r['repeats']} | error: {r['error']} |||||||||")
                 continue
             rel = r["wall_s"] / base if base else None
+            ms_per_forward = r["s_per_forward"] * 1000 if r.get("s_per_forward") else None
             lines.append(
-                f"| {task} | {system} | {r['n_particles']} | {r['max_tokens']} | {_fmt(r['wall_s'])} | "
-                f"{_fmt(r['cpu_s'])} | {_fmt(r['n_tokens'], 0)} | {_fmt(r['tokens_per_s'], 1)} | "
+                f"| {task} | {system} | {r['n_particles']} | {r['max_tokens']} | {r['repeats']} | {_fmt(r['wall_s'])} | "
+                f"{_fmt(r.get('mean_wall_s'))} | {_fmt(r['cpu_s'])} | {_fmt(r['n_tokens'], 0)} | {_fmt(r['tokens_per_s'], 1)} | "
+                f"{_fmt(r.get('n_forward'), 0)} | {_fmt(ms_per_forward, 0)} | "
                 f"{_fmt(r['n_valid'], 0)}/{r['n_particles']} | {_fmt(rel)}x |"
             )
     return lines

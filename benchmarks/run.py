@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0 = torch's default)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA if available)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--repeats", type=int, default=None, help="timed repeats of each foundation run (default by size)")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats of every foundation task (default by size: full 3, the short constrained tasks 9)")
     p.add_argument("--update", action="store_true",
                    help="keep the other suites' results from the summary already in --out (same --size)")
     a = p.parse_args(argv)
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace, shared: SharedModel | None = None) -> dict:
     """Run the suites ``args`` names (on ``shared``, loaded here if not given); returns the summary."""
     size = get_size(args.size)
     if args.repeats is not None:
-        size = replace(size, repeats=args.repeats)
+        size = replace(size, repeats=args.repeats, short_repeats=args.repeats)
     suites = SUITES if args.suite == "all" else (args.suite,)
     threads = set_threads(args.threads)
     started = time.time()

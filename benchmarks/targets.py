@@ -36,7 +36,13 @@ def foundation_targets(foundation: dict, full: bool) -> list[dict[str, Any]]:
         speed = _ratio(_stat(s, name, GENLM, "wall_s"), _stat(s, name, SELF, "wall_s"))
         cpu = _ratio(_stat(s, name, GENLM, "cpu_s"), _stat(s, name, SELF, "cpu_s"))
         per_token = _ratio(_stat(s, name, SELF, "tokens_per_s"), _stat(s, name, GENLM, "tokens_per_s"))
-        notes = [f"CPU-time ratio {cpu:.2f}" if cpu else "", f"per-token speed ratio {per_token:.2f}" if per_token else ""]
+        mean = _ratio(_stat(s, name, GENLM, "mean_wall_s"), _stat(s, name, SELF, "mean_wall_s"))
+        per_forward = _ratio(_stat(s, name, GENLM, "s_per_forward"), _stat(s, name, SELF, "s_per_forward"))
+        forwards = (_stat(s, name, SELF, "n_forward"), _stat(s, name, GENLM, "n_forward"))
+        notes = [f"CPU-time ratio {cpu:.2f}" if cpu else "", f"mean-wall ratio {mean:.2f}" if mean else "",
+                 f"per-token speed ratio {per_token:.2f}" if per_token else "",
+                 f"per-forward-pass ratio {per_forward:.2f} (forward passes: selfsteer {forwards[0]:g}, "
+                 f"genlm-control {forwards[1]:g})" if per_forward else ""]
         out.append(target(
             f"constrained_speed_vs_genlm[{name}]", f"{label}: genlm-control wall time / selfsteer wall time >= 3",
             speed, speed is not None and speed >= 3, full, "; ".join(n for n in notes if n),

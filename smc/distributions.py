@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from .weights import logsumexp
+
 
 class ZeroProbability(Exception):
     """A draw was asked of a distribution with no mass (the particle will die)."""
@@ -46,11 +48,7 @@ class Distribution:
         """Commit ``value`` as the outcome (no-op for stateless distributions)."""
 
 
-def _logsumexp(x: np.ndarray) -> float:
-    m = np.max(x) if x.size else -np.inf
-    if not np.isfinite(m):
-        return float(m) if m == np.inf else -math.inf
-    return float(m + np.log(np.sum(np.exp(x - m))))
+BLOCK = 256  # entries per block in `sample_weights`' two-level search
 
 
 def sample_log_probs(rng: np.random.Generator, log_probs: np.ndarray) -> int:
@@ -59,15 +57,32 @@ def sample_log_probs(rng: np.random.Generator, log_probs: np.ndarray) -> int:
     Uses one uniform per draw (inverse CDF), so a draw depends only on ``rng`` and the weights.
     Raises `ZeroProbability` when every entry is ``-inf``.
     """
+    log_probs = np.asarray(log_probs)
     m = np.max(log_probs)
     if not np.isfinite(m):
         raise ZeroProbability("every value has probability zero")
-    cdf = np.cumsum(np.exp(log_probs - m))
-    u = rng.random() * cdf[-1]
-    i = int(np.searchsorted(cdf, u, side="right"))
-    if i >= len(cdf) or log_probs[i] == -np.inf:  # rounding at the top end: last positive entry
-        i = int(np.flatnonzero(np.isfinite(log_probs))[-1])
-    return i
+    return sample_weights(rng, np.exp(log_probs - m))
+
+
+def sample_weights(rng: np.random.Generator, weights: np.ndarray) -> int:
+    """Draw an index with probability proportional to ``weights`` (>= 0, positive sum).
+
+    Inverse CDF on one uniform, searched in two levels (sums of blocks of `BLOCK` entries, then
+    within the chosen block), so a vocabulary-sized draw costs vectorised sums instead of a
+    sequential cumulative sum over the whole array.
+    """
+    starts = np.arange(0, len(weights), BLOCK)
+    block_sums = np.add.reduceat(weights, starts)
+    block_cdf = np.cumsum(block_sums, dtype=np.float64)
+    u = rng.random() * block_cdf[-1]
+    b = int(np.searchsorted(block_cdf, u, side="right"))
+    if b >= len(starts):  # rounding at the top end: the last block with mass
+        b = int(np.flatnonzero(block_sums > 0)[-1])
+    block = weights[starts[b] : starts[b] + BLOCK]
+    j = int(np.searchsorted(np.cumsum(block, dtype=np.float64), u - (block_cdf[b - 1] if b else 0.0), side="right"))
+    if j >= len(block) or block[j] <= 0:  # rounding inside the block: its last entry with mass
+        j = int(np.flatnonzero(block > 0)[-1])
+    return int(starts[b]) + j
 
 
 class Bernoulli(Distribution):
@@ -113,7 +128,7 @@ class Categorical(Distribution):
             log_p = np.asarray(logits, dtype=np.float64)
             if log_p.ndim != 1 or log_p.size == 0 or np.any(np.isnan(log_p)) or np.any(log_p == np.inf):
                 raise ValueError("Categorical logits must be a non-empty 1-D array without NaN or +inf")
-        z = _logsumexp(log_p)
+        z = logsumexp(log_p)
         self.log_probs = log_p - z if np.isfinite(z) else log_p
         self.values = list(values) if values is not None else list(range(len(log_p)))
         if len(self.values) != len(log_p):
@@ -125,7 +140,7 @@ class Categorical(Distribution):
 
     async def log_prob(self, value):
         idx = [i for i, v in enumerate(self.values) if v == value]
-        return _logsumexp(self.log_probs[idx]) if idx else -math.inf
+        return logsumexp(self.log_probs[idx]) if idx else -math.inf
 
 
 class Geometric(Distribution):

@@ -11,8 +11,14 @@ import numpy as np
 
 
 def logsumexp(log_w: np.ndarray) -> float:
-    """``log(sum(exp(log_w)))``, ``-inf`` for an empty or all ``-inf`` array."""
-    log_w = np.asarray(log_w, dtype=np.float64)
+    """``log(sum(exp(log_w)))``, ``-inf`` for an empty or all ``-inf`` array.
+
+    A float32 array (a vocabulary row) stays float32 through the exponentials and is summed in
+    float64: one pass, no float64 copy of the row.
+    """
+    log_w = np.asarray(log_w)
+    if log_w.dtype.kind != "f" or log_w.itemsize < 4:
+        log_w = log_w.astype(np.float64)
     if log_w.size == 0:
         return -math.inf
     m = float(np.max(log_w))
@@ -20,7 +26,7 @@ def logsumexp(log_w: np.ndarray) -> float:
         return -math.inf
     if m == math.inf:
         return math.inf
-    return m + math.log(float(np.sum(np.exp(log_w - m))))
+    return m + math.log(float(np.sum(np.exp(log_w - m), dtype=np.float64)))
 
 
 def logmeanexp(log_w: np.ndarray) -> float:

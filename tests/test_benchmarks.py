@@ -103,6 +103,11 @@ def test_tiny_run_writes_consistent_summary(shared, tmp_path):
             assert r["n_valid"] == r["n_particles"]
         if r["task"].startswith("no_e") and r["system"] == "selfsteer":  # the constraint holds on every output
             assert all("e" not in out.lower() for out in r["outputs"])
+        # forward passes, counted by a hook on the shared module, agree with what each system reports
+        if r["system"] == "selfsteer":
+            assert r["n_forward"] == r["extra"]["n_forward"] >= 1
+        if r["system"] == "generate" and r["task"] == "free":  # one call per generated token
+            assert r["n_forward"] == r["max_tokens"]
     ratio = summary["suites"]["foundation"]["ratios"]["free"]["generate"]["wall_vs_selfsteer"]
     rows = summary["suites"]["foundation"]["summary"]["free"]
     assert math.isclose(ratio, rows["generate"]["wall_s"] / rows["selfsteer"]["wall_s"])
@@ -117,6 +122,8 @@ def test_tiny_run_writes_consistent_summary(shared, tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text())["settings"]["size"] == "tiny"
     assert (tmp_path / "foundation.png").read_bytes()[:4] == b"\x89PNG"
     assert "| free | selfsteer |" in (tmp_path / "summary.md").read_text()
+    no_e = summary["suites"]["foundation"]["summary"]["no_e"]["selfsteer"]
+    assert math.isclose(no_e["s_per_forward"], no_e["wall_s"] / no_e["n_forward"])  # one repeat at tiny
 
 
 @pytest.mark.slow

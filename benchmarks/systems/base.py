@@ -1,8 +1,8 @@
 """The runner contract: every system takes the same `Task` and returns a `RunRecord`.
 
 A runner's ``prepare(task, seed)`` does the one-off setup that a user would do once (building
-samplers, potentials, masks) and returns the job to time; ``run`` times that job, counts tokens
-and applies the shared checker (`benchmarks.tasks.is_valid`) to every output. A failure becomes a
+samplers, potentials, masks) and returns the job to time; ``run`` times that job, counts tokens and
+the shared model's forward passes, and applies the shared checker (`benchmarks.tasks.is_valid`) to every output. A failure becomes a
 record with ``error`` set, never an exception that stops the benchmark.
 """
 
@@ -49,8 +49,10 @@ class Runner(ABC):
         record = RunRecord(self.name, task.name, task.n_particles, task.max_tokens, repeat=repeat)
         try:
             job = self.prepare(task, seed)
+            forwards = self.shared.forward_calls[0]
             with Stopwatch() as sw:
                 outcome = job()
+            record.n_forward = self.shared.forward_calls[0] - forwards
         except Exception as e:  # a failing system is reported, not fatal
             record.error = f"{type(e).__name__}: {e}"
             return record

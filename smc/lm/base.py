@@ -28,7 +28,7 @@ import numpy as np
 from ..distributions import ZeroProbability, sample_log_probs
 from ..weights import logsumexp
 from .batching import AutoBatcher
-from .vocab import TokenMasks, Vocabulary
+from .vocab import TokenMasks, Vocabulary, restrict_log_probs
 
 Prompt = str | Sequence[dict] | Sequence[int]
 
@@ -208,7 +208,7 @@ def sample_token(
     if disallowed is None:
         tok = sample_log_probs(rng, logprobs)
         return tok, float(logprobs[tok]), 0.0
-    restricted = np.where(disallowed, -np.inf, logprobs)
+    restricted = restrict_log_probs(logprobs, ~disallowed)
     mass = logsumexp(restricted)
     if mass == -np.inf:
         raise ZeroProbability("every allowed token has probability zero")

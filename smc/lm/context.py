@@ -30,9 +30,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..distributions import Distribution, sample_log_probs
-from ..weights import logsumexp
 from .base import LanguageModel, Prompt
-from .vocab import TokenMask
+from .vocab import TokenMask, log_mass, restrict_log_probs
 
 if TYPE_CHECKING:
     from .constraints import ConstraintSpec
@@ -87,6 +86,7 @@ class LMContext:
         self._next: np.ndarray | None = None
         self._allowed: TokenMask | None = None
         self._restricted: np.ndarray | None = None
+        self._masses: tuple[np.ndarray | None, dict] = (None, {})
 
     def __deepcopy__(self, memo):
         new = copy.copy(self)
@@ -128,10 +128,21 @@ class LMContext:
         if self._allowed is None:
             return lp
         if self._restricted is None:
-            r = np.where(self._allowed.array, lp, -np.inf)
-            z = logsumexp(r)
+            r = restrict_log_probs(lp, self._allowed)
+            z = self._log_mass(lp, self._allowed)
             self._restricted = r - z if z > -np.inf else r
         return self._restricted
+
+    def _log_mass(self, log_p: np.ndarray, mask: TokenMask) -> float:
+        """`log_mass` of ``mask`` under ``log_p``, memoised while ``log_p`` is the same array (a
+        mask event and the restriction it records then cost one pass, not two)."""
+        row, memo = self._masses
+        if row is not log_p:
+            memo = {}
+            self._masses = (log_p, memo)
+        if id(mask) not in memo:
+            memo[id(mask)] = (mask, log_mass(log_p, mask))  # the mask is kept, so its id stays unique
+        return memo[id(mask)][1]
 
     # ----- distributions -----------------------------------------------------------------------
     def next_token(self) -> NextToken:
@@ -234,8 +245,7 @@ class MaskEvent(Distribution):
         self.ctx, self.mask = ctx, mask
 
     async def _log_p_true(self) -> float:
-        lp = await self.ctx.current_logprobs()
-        return logsumexp(lp[self.mask.array])
+        return self.ctx._log_mass(await self.ctx.current_logprobs(), self.mask)
 
     async def sample(self, rng):
         log_p = await self._log_p_true()

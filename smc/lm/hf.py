@@ -346,12 +346,11 @@ class TransformersLM(TokenizerText, LanguageModel):
         probs = torch.exp(masked - mass[:, None])
         cdf = torch.cumsum(probs, -1)
         x = upload(u, lp.device) * cdf[:, -1]
-        tok = torch.searchsorted(cdf, x[:, None], right=True)[:, 0].clamp(max=lp.shape[1] - 1)
-        # rounding can land on an excluded token: take the last allowed one instead (always computed,
-        # as checking first would read the device)
-        bad = torch.isinf(masked.gather(1, tok[:, None])[:, 0])
-        last = lp.shape[1] - 1 - torch.argmax(torch.isfinite(masked).flip(1).to(torch.int8), dim=1)
-        tok = torch.where(bad, last, tok)
+        tok = torch.searchsorted(cdf, x[:, None], right=True)[:, 0]
+        # rounding can put x at the CDF's top (tok = V): take the last token with mass instead, the
+        # first where the CDF reaches its total (always computed, as checking would read the device)
+        last = torch.searchsorted(cdf, cdf[:, -1:].contiguous(), right=False)[:, 0]
+        tok = torch.minimum(tok, last)
         tok_lp = lp.gather(1, tok[:, None])[:, 0]
         # one copy back; float64 holds the ids, and the float32 log-probs, exactly
         drawn = torch.stack([tok.double(), tok_lp.double(), mass.double()], dim=1).cpu()

@@ -40,6 +40,7 @@ from ..weights import logsumexp
 from .awrs import awrs_token
 from .constraints import ConstraintSpec
 from .context import LMContext, Token
+from .vocab import restrict_log_probs
 
 
 class ConstrainedSpan:
@@ -131,7 +132,7 @@ class ConstrainedToken(Distribution):
 
     async def sample(self, rng):
         log_p = await self.span.ctx.current_logprobs()
-        restricted = np.where(await self._allowed_set(), log_p, -np.inf)
+        restricted = restrict_log_probs(log_p, await self._allowed_set())
         token = sample_log_probs(rng, restricted)
         await self._settle(token)
         return self.span.ctx.token(token), float(restricted[token] - logsumexp(restricted))
@@ -151,11 +152,11 @@ class ConstrainedToken(Distribution):
         if route == "per-state":
             route = "mask" if await self.span.constraint.mask_is_cheap(ids) else "awrs"
         if route == "mask":
-            restricted = np.where(await self._allowed_set(), log_q, -np.inf)
+            restricted = restrict_log_probs(log_q, await self._allowed_set())
             token = sample_log_probs(rng, restricted)
             log_mass = logsumexp(restricted)
         else:
-            candidates = np.where(self.span.constraint.candidates, log_q, -np.inf)
+            candidates = restrict_log_probs(log_q, self.span.constraint.candidates)
             token, log_mass = await awrs_token(
                 rng, candidates, lambda t: self.span.constraint.viable(ids, t)
             )

@@ -7,11 +7,14 @@ explicitly where a program allows the sequence to end, e.g. ``masks.without("e")
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
 
 import numpy as np
+
+from ..weights import logsumexp
 
 PUNCTUATION_CHARS = set(string.punctuation) | {"…", "“", "”", "‘", "’", "—", "–"}
 
@@ -19,13 +22,32 @@ PUNCTUATION_CHARS = set(string.punctuation) | {"…", "“", "”", "‘", "’"
 class TokenMask:
     """An immutable set of token ids over a vocabulary of ``size`` tokens."""
 
-    __slots__ = ("name", "array", "_ids")
+    __slots__ = ("name", "array", "_ids", "_weights", "_log_weights")
 
     def __init__(self, name: str, array: np.ndarray):
         self.name = name
         self.array = np.asarray(array, dtype=bool)
         self.array.flags.writeable = False
         self._ids: np.ndarray | None = None
+        self._weights: np.ndarray | None = None
+        self._log_weights: np.ndarray | None = None
+
+    @property
+    def weights(self) -> np.ndarray:
+        """1.0 on the mask's ids, 0.0 elsewhere (float32, computed once)."""
+        if self._weights is None:
+            self._weights = self.array.astype(np.float32)
+            self._weights.flags.writeable = False
+        return self._weights
+
+    @property
+    def log_weights(self) -> np.ndarray:
+        """0.0 on the mask's ids, -inf elsewhere (float32, computed once): ``log_p + log_weights``
+        restricts a log-distribution to the mask in one vectorised pass."""
+        if self._log_weights is None:
+            self._log_weights = log_indicator(self.array)
+            self._log_weights.flags.writeable = False
+        return self._log_weights
 
     @property
     def ids(self) -> np.ndarray:
@@ -53,6 +75,34 @@ class TokenMask:
 
     def __deepcopy__(self, memo):
         return self
+
+
+def log_indicator(allowed: np.ndarray) -> np.ndarray:
+    """0.0 where the boolean ``allowed`` is True, -inf elsewhere (float32)."""
+    with np.errstate(divide="ignore"):
+        return np.log(np.asarray(allowed, dtype=np.float32))
+
+
+def restrict_log_probs(log_p: np.ndarray, allowed: TokenMask | np.ndarray) -> np.ndarray:
+    """``log_p`` with ``-inf`` outside ``allowed`` (a `TokenMask` or a boolean array), unnormalised."""
+    if isinstance(allowed, TokenMask):
+        return log_p + allowed.log_weights
+    return log_p + log_indicator(allowed)
+
+
+def log_mass(log_p: np.ndarray, allowed: TokenMask) -> float:
+    """``log sum(exp(log_p[allowed]))``: the log-probability of the set ``allowed``.
+
+    One vectorised pass (exponentials in the row's dtype, summed in float64); a mass below 1e-30
+    of the top token's, where float32 exponentials lose precision, is summed exactly instead.
+    """
+    m = float(np.max(log_p))
+    if m == -math.inf:
+        return -math.inf
+    s = float(np.sum(np.exp(log_p - m) * allowed.weights, dtype=np.float64))
+    if s > 1e-30:
+        return m + math.log(s)
+    return logsumexp(np.asarray(log_p, dtype=np.float64)[allowed.array])
 
 
 class Vocabulary:
