@@ -2,8 +2,9 @@
 
 A runner's ``prepare(task, seed)`` does the one-off setup that a user would do once (building
 samplers, potentials, masks) and returns the job to time; ``run`` times that job, counts tokens and
-the shared model's forward passes, and applies the shared checker (`benchmarks.tasks.is_valid`) to every output. A failure becomes a
-record with ``error`` set, never an exception that stops the benchmark.
+the shared model's forward passes, and applies the shared checker (`benchmarks.tasks.is_valid`) to
+every output. A failure becomes a record with ``error`` set, never an exception that stops the
+benchmark.
 """
 
 from __future__ import annotations
