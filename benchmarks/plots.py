@@ -1,5 +1,6 @@
-"""PNG plots of one benchmark run (matplotlib, Agg backend): foundation bars, scaling curves and
-memory against particles. Each function writes one file and returns its path."""
+"""PNG plots of the benchmarks (matplotlib, Agg backend): foundation bars, scaling curves, memory
+against particles and a seed study's distributions. Each function writes one file and returns
+its path."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -101,6 +103,28 @@ def plot_memory(memory: dict[str, Any], path: Path) -> Path:
         ax.set_xlabel("particles N")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_seed_study(study: dict[str, Any], path: Path) -> Path:
+    """Empirical distributions (one step curve per system) of wall time and forward passes per run."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name in study["summary"]:
+        runs = [r for r in study["runs"] if r["system"] == name]
+        color, _ = _style(name)
+        for ax, key in zip(axes, ("wall_s", "n_forward"), strict=True):
+            xs = np.sort([r[key] for r in runs])
+            ax.step(xs, np.arange(1, len(xs) + 1) / len(xs), where="post", color=color, label=name)
+    t = study["task"]
+    for ax, label in zip(axes, ("wall time per run (s)", "forward passes per run"), strict=True):
+        ax.set_xlabel(label)
+        ax.set_ylabel("share of seeds")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{t['name']}, N={t['n_particles']}, up to {t['max_tokens']} tokens: {len(study['seeds'])} paired seeds")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .stats import paired_bootstrap
+
 SELF, CHUNK, GENLM, LLAMPPL, GENERATE = "selfsteer", "selfsteer-chunk", "genlm-control", "llamppl", "generate"
 
 
@@ -19,6 +21,25 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 def _stat(summary: dict, task: str, system: str, key: str) -> float | None:
     row = summary.get(task, {}).get(system)
     return None if row is None or "error" in row else row.get(key)
+
+
+def paired_walls(runs: list[dict], task: str, a: str, b: str) -> tuple[list[float], list[float]]:
+    """Wall times of systems ``a`` and ``b`` on ``task``, one pair per repeat (seed) both completed."""
+    walls: dict[str, dict[int, float]] = {a: {}, b: {}}
+    for r in runs:
+        if r["task"] == task and r["system"] in walls and not r.get("error"):
+            walls[r["system"]][r["repeat"]] = r["wall_s"]
+    seeds = sorted(walls[a].keys() & walls[b].keys())
+    return [walls[a][i] for i in seeds], [walls[b][i] for i in seeds]
+
+
+def median_ratio_interval(runs: list[dict], task: str) -> str:
+    """The 90% interval of genlm-control's median wall over selfsteer's, as text ("" under 3 paired seeds)."""
+    mine, theirs = paired_walls(runs, task, SELF, GENLM)
+    if len(mine) < 3:
+        return ""
+    lo, hi = paired_bootstrap(mine, theirs, "median")
+    return f"90% paired-bootstrap interval {lo:.2f}-{hi:.2f} over {len(mine)} seeds"
 
 
 def target(tid: str, description: str, measured: float | None, passed: bool | None, applies: bool, note: str = "") -> dict:
@@ -39,7 +60,7 @@ def foundation_targets(foundation: dict, full: bool) -> list[dict[str, Any]]:
         mean = _ratio(_stat(s, name, GENLM, "mean_wall_s"), _stat(s, name, SELF, "mean_wall_s"))
         per_forward = _ratio(_stat(s, name, GENLM, "s_per_forward"), _stat(s, name, SELF, "s_per_forward"))
         forwards = (_stat(s, name, SELF, "n_forward"), _stat(s, name, GENLM, "n_forward"))
-        notes = [f"CPU-time ratio {cpu:.2f}" if cpu else "", f"mean-wall ratio {mean:.2f}" if mean else "",
+        notes = [median_ratio_interval(foundation.get("runs", []), name), f"CPU-time ratio {cpu:.2f}" if cpu else "", f"mean-wall ratio {mean:.2f}" if mean else "",
                  f"per-token speed ratio {per_token:.2f}" if per_token else "",
                  f"per-forward-pass ratio {per_forward:.2f} (forward passes: selfsteer {forwards[0]:g}, "
                  f"genlm-control {forwards[1]:g})" if per_forward else ""]

@@ -34,3 +34,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def shared(lm, one_thread):
+    """The session's model as the benchmarks' `SharedModel`, run with one torch thread: on a busy
+    machine more threads than free cores make every forward pass many times slower."""
+    from benchmarks.environment import SharedModel
+
+    return SharedModel(lm, str(lm.device))

@@ -14,7 +14,6 @@ import math
 import pytest
 
 from benchmarks import memory, targets
-from benchmarks.environment import SharedModel
 from benchmarks.harness import Harness
 from benchmarks.run import merge_previous, parse_args, run, write
 from benchmarks.sizes import TINY
@@ -74,18 +73,6 @@ def test_long_prompt_is_just_long_enough():
     assert count(text) >= 1000
     shorter = "\n\n".join(text.split("\n\n")[:-2]) + "\n\n" + text.split("\n\n")[-1]
     assert count(shorter) < 1000  # one section fewer would not reach the length
-
-
-@pytest.fixture(scope="module")
-def shared(lm):
-    """The session's model, run with one torch thread (restored afterwards): on a busy machine more
-    threads than free cores make every forward pass many times slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield SharedModel(lm, str(lm.device))
-    torch.set_num_threads(before)
 
 
 @pytest.mark.slow
