@@ -36,7 +36,7 @@ from .environment import SharedModel, load_shared, machine_description, set_thre
 from .harness import Harness
 from .plots import plot_seed_study
 from .record import RunRecord
-from .stats import paired_bootstrap, ratio
+from .stats import paired, paired_bootstrap, ratio
 from .systems import RUNNERS, make_runners
 from .tasks import Task, no_e_paragraph_task, no_e_task, record_task
 
@@ -82,17 +82,12 @@ def system_summary(records: list[RunRecord]) -> dict[str, Any]:
     }
 
 
-def comparison(base: list[RunRecord], other: list[RunRecord]) -> dict[str, Any]:
+def comparison(runs: list[dict], base: str, other: str) -> dict[str, Any]:
     """``other`` against ``base`` over the seeds both completed (ratios > 1: ``other`` takes more)."""
-    theirs = {r.repeat: r for r in other}
-    pairs = [(r, theirs[r.repeat]) for r in base if r.repeat in theirs]
-    a_wall = [p[0].wall_s for p in pairs]
-    b_wall = [p[1].wall_s for p in pairs]
-    a_cpu = [p[0].cpu_s for p in pairs]
-    b_cpu = [p[1].cpu_s for p in pairs]
-    a_fwd = [p[0].n_forward for p in pairs]
-    b_fwd = [p[1].n_forward for p in pairs]
-    out: dict[str, Any] = {"paired_seeds": len(pairs)}
+    a_wall, b_wall = paired(runs, base, other, "wall_s")
+    a_cpu, b_cpu = paired(runs, base, other, "cpu_s")
+    a_fwd, b_fwd = paired(runs, base, other, "n_forward")
+    out: dict[str, Any] = {"paired_seeds": len(a_wall)}
     for key, a, b, stat in (("wall_median", a_wall, b_wall, "median"), ("wall_mean", a_wall, b_wall, "mean"),
                             ("cpu_mean", a_cpu, b_cpu, "mean"), ("forwards_mean", a_fwd, b_fwd, "mean")):
         out[f"{key}_ratio"] = ratio(a, b, stat)
@@ -118,6 +113,7 @@ def run_study(args: argparse.Namespace, shared: SharedModel | None = None) -> di
                          f"{args.first_seed + failed[0].repeat}: {failed[0].error}")
     by_system = {r.name: [x for x in records if x.system == r.name] for r in runners}
     base = runners[0].name
+    runs = [r.to_dict() for r in records]
     return {
         "command": "python -m benchmarks.seed_study " + " ".join(args.argv),
         "started": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
@@ -126,9 +122,9 @@ def run_study(args: argparse.Namespace, shared: SharedModel | None = None) -> di
         "task": task.to_dict(),
         "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
         "summary": {name: system_summary(recs) for name, recs in by_system.items()},
-        "comparisons": {name: comparison(by_system[base], recs) for name, recs in by_system.items() if name != base},
+        "comparisons": {name: comparison(runs, base, name) for name in by_system if name != base},
         "base": base,
-        "runs": [r.to_dict() for r in records],
+        "runs": runs,
     }
 
 

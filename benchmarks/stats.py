@@ -8,11 +8,22 @@ rounded outwards to the nearest resampled ratio.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
 STATS: dict[str, Callable[[np.ndarray], float]] = {"median": np.median, "mean": np.mean}
+
+
+def paired(runs: Iterable[dict], a: str, b: str, key: str, task: str | None = None) -> tuple[list, list]:
+    """``key`` of systems ``a`` and ``b`` (on ``task``, if given) from run dicts (`RunRecord.to_dict`),
+    one pair per repeat (seed) that both completed without error, in repeat order."""
+    values: dict[str, dict[int, float]] = {a: {}, b: {}}
+    for r in runs:
+        if r["system"] in values and (task is None or r["task"] == task) and not r.get("error"):
+            values[r["system"]][r["repeat"]] = r[key]
+    seeds = sorted(values[a].keys() & values[b].keys())
+    return [values[a][i] for i in seeds], [values[b][i] for i in seeds]
 
 
 def ratio(a: Sequence[float], b: Sequence[float], stat: str = "median") -> float:

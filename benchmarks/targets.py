@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .stats import paired_bootstrap
+from .stats import paired, paired_bootstrap
 
 SELF, CHUNK, GENLM, LLAMPPL, GENERATE = "selfsteer", "selfsteer-chunk", "genlm-control", "llamppl", "generate"
 
@@ -23,19 +23,9 @@ def _stat(summary: dict, task: str, system: str, key: str) -> float | None:
     return None if row is None or "error" in row else row.get(key)
 
 
-def paired_walls(runs: list[dict], task: str, a: str, b: str) -> tuple[list[float], list[float]]:
-    """Wall times of systems ``a`` and ``b`` on ``task``, one pair per repeat (seed) both completed."""
-    walls: dict[str, dict[int, float]] = {a: {}, b: {}}
-    for r in runs:
-        if r["task"] == task and r["system"] in walls and not r.get("error"):
-            walls[r["system"]][r["repeat"]] = r["wall_s"]
-    seeds = sorted(walls[a].keys() & walls[b].keys())
-    return [walls[a][i] for i in seeds], [walls[b][i] for i in seeds]
-
-
 def median_ratio_interval(runs: list[dict], task: str) -> str:
     """The 90% interval of genlm-control's median wall over selfsteer's, as text ("" under 3 paired seeds)."""
-    mine, theirs = paired_walls(runs, task, SELF, GENLM)
+    mine, theirs = paired(runs, SELF, GENLM, "wall_s", task)
     if len(mine) < 3:
         return ""
     lo, hi = paired_bootstrap(mine, theirs, "median")

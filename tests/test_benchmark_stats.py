@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks import seed_study, targets
-from benchmarks.stats import paired_bootstrap, ratio
+from benchmarks.stats import paired, paired_bootstrap, ratio
 
 times = st.lists(st.floats(0.1, 100.0, allow_nan=False), min_size=2, max_size=30)
 stats = st.sampled_from(["median", "mean"])
@@ -92,6 +92,6 @@ def test_foundation_target_notes_the_paired_interval():
 
     runs = [run("selfsteer", i, 1.0 + i) for i in range(4)] + [run("genlm-control", i, 3.0 * (1.0 + i)) for i in range(3)]
     runs += [run("genlm-control", 3, 0.0, error="boom"), run("llamppl", 0, 9.0)]
-    assert targets.paired_walls(runs, "no_e", "selfsteer", "genlm-control") == ([1.0, 2.0, 3.0], [3.0, 6.0, 9.0])
+    assert paired(runs, "selfsteer", "genlm-control", "wall_s", "no_e") == ([1.0, 2.0, 3.0], [3.0, 6.0, 9.0])
     assert targets.median_ratio_interval(runs, "no_e") == "90% paired-bootstrap interval 3.00-3.00 over 3 seeds"
     assert targets.median_ratio_interval(runs[:2] + runs[4:6], "no_e") == ""  # two seeds: no interval

@@ -52,17 +52,8 @@ class VLLMLM(TokenizerText, LanguageModel):
         self.vocab = vocabulary_of(self.tokenizer, self.n_logits, eos_ids)
 
     @classmethod
-    def load(
-        cls,
-        source: str,
-        *,
-        name: str,
-        dtype: str = "auto",
-        tensor_parallel_size: int = 1,
-        gpu_memory_utilization: float = 0.85,
-        seed: int = 0,
-        **engine_options,
-    ) -> VLLMLM:
+    def load(cls, source: str, *, name: str, dtype: str = "auto", tensor_parallel_size: int = 1,
+             gpu_memory_utilization: float = 0.85, seed: int = 0, **engine_options) -> VLLMLM:
         try:
             import vllm
         except ImportError as e:
@@ -73,44 +64,20 @@ class VLLMLM(TokenizerText, LanguageModel):
                 "on CPU use backend='transformers'"
             ) from e
         llm = vllm.LLM(
-            model=source,
-            dtype=dtype,
-            tensor_parallel_size=tensor_parallel_size,
-            seed=seed,
-            gpu_memory_utilization=gpu_memory_utilization,
-            enable_prefix_caching=True,
-            max_logprobs=-1,
-            logprobs_mode="processed_logprobs",
-            **engine_options,
+            model=source, dtype=dtype, tensor_parallel_size=tensor_parallel_size, seed=seed,
+            gpu_memory_utilization=gpu_memory_utilization, enable_prefix_caching=True,
+            max_logprobs=-1, logprobs_mode="processed_logprobs", **engine_options,
         )
         return cls(llm, name=name)
 
     # ----- operations -------------------------------------------------------------------------
-    async def generate(
-        self,
-        handle,
-        tokens,
-        rng,
-        *,
-        temperature=1.0,
-        stop=(),
-        max_tokens=64,
-        max_chars=None,
-        disallowed=None,
-        next_logprobs=None,
-    ) -> GenerateResult:
+    async def generate(self, handle, tokens, rng, *, temperature=1.0, stop=(), max_tokens=64,
+                       max_chars=None, disallowed=None, next_logprobs=None) -> GenerateResult:
         low, high = SAMPLING_TEMPERATURES
         if disallowed is not None or not low <= temperature <= high:
             return await super().generate(
-                handle,
-                tokens,
-                rng,
-                temperature=temperature,
-                stop=stop,
-                max_tokens=max_tokens,
-                max_chars=max_chars,
-                disallowed=disallowed,
-                next_logprobs=next_logprobs,
+                handle, tokens, rng, temperature=temperature, stop=stop, max_tokens=max_tokens,
+                max_chars=max_chars, disallowed=disallowed, next_logprobs=next_logprobs,
             )
         stopper = StopRule(tuple(stop), max_tokens, max_chars)
         request = GenerateRequest(handle, list(tokens), float(temperature), rng, stopper)
