@@ -1,0 +1,75 @@
+"""Shared-prefix attention against plain softmax attention over the prompt's and own keys joined."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from selfsteer.smc.lm.attention import prefix_attention
+from selfsteer.smc.lm.kv import Segment, new_block
+
+
+def reference(query, key, value, mask, prefix_k, prefix_v, scale):
+    """Softmax attention in float64, each query head over [prefix keys, own keys where mask]."""
+    b, hq, q_len, d = query.shape
+    groups = hq // key.shape[1]
+    out = torch.zeros(b, q_len, hq, d, dtype=torch.float64)
+    for row in range(b):
+        for head in range(hq):
+            kv = head // groups
+            keys, values = key[row, kv].double(), value[row, kv].double()
+            for i in range(q_len):
+                own = mask[row, 0, i]
+                k = torch.cat([prefix_k[0, kv].double(), keys[own]]) if prefix_k is not None else keys[own]
+                v = torch.cat([prefix_v[0, kv].double(), values[own]]) if prefix_v is not None else values[own]
+                if len(k):
+                    weights = torch.softmax(k @ query[row, head, i].double() * scale, dim=0)
+                    out[row, i, head] = weights @ v
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(1, 3), kv_heads=st.integers(1, 2), groups=st.integers(1, 3), q_len=st.integers(1, 3),
+    written=st.integers(0, 4), prefix_len=st.integers(0, 5), spread=st.sampled_from([1.0, 30.0]),
+    seed=st.integers(0, 2**16),
+)
+def test_prefix_attention_is_softmax_attention(rows, kv_heads, groups, q_len, written, prefix_len, spread, seed):
+    gen = torch.Generator().manual_seed(seed)
+    d, width = 4, written + q_len
+    query = torch.randn(rows, kv_heads * groups, q_len, d, generator=gen) * spread
+    key = torch.randn(rows, kv_heads, width, d, generator=gen)
+    value = torch.randn(rows, kv_heads, width, d, generator=gen)
+    mask = torch.rand(rows, 1, q_len, width, generator=gen) < 0.6  # holes, padding; rows may see nothing
+    prefix = ()
+    if prefix_len:
+        pk = torch.randn(1, kv_heads, prefix_len, d, generator=gen)
+        pv = torch.randn(1, kv_heads, prefix_len, d, generator=gen)
+        prefix = (Segment([pk], [pv]),)
+    block = new_block(prefix, rows, width, [key[:1, :, :0]])
+    block.split_prefix = True
+    pk, pv = block.prefix_kv(0)
+
+    out, _ = prefix_attention(SimpleNamespace(layer_idx=0), query, key, value, mask, scaling=0.5, selfsteer_block=block)
+
+    assert out.shape == (rows, q_len, kv_heads * groups, d)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out.double(), reference(query, key, value, mask, pk, pv, 0.5), atol=1e-5, rtol=1e-4)
+
+
+def test_a_prefix_split_in_segments_is_read_as_one():
+    gen = torch.Generator().manual_seed(0)
+    query = torch.randn(2, 2, 1, 4, generator=gen)
+    key, value = torch.randn(2, 1, 3, 4, generator=gen), torch.randn(2, 1, 3, 4, generator=gen)
+    mask = torch.ones(2, 1, 1, 3, dtype=torch.bool)
+    pk, pv = torch.randn(1, 1, 5, 4, generator=gen), torch.randn(1, 1, 5, 4, generator=gen)
+    whole = new_block((Segment([pk], [pv]),), 2, 3, [key[:1, :, :0]])
+    split = new_block((Segment([pk[:, :, :2]], [pv[:, :, :2]]), Segment([pk[:, :, 2:]], [pv[:, :, 2:]])), 2, 3, [key[:1, :, :0]])
+    module = SimpleNamespace(layer_idx=0)
+    a, _ = prefix_attention(module, query, key, value, mask, selfsteer_block=whole)
+    b, _ = prefix_attention(module, query, key, value, mask, selfsteer_block=split)
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a.double(), reference(query, key, value, mask, pk, pv, 4**-0.5), atol=1e-5, rtol=1e-4)
