@@ -73,3 +73,18 @@ def test_a_prefix_split_in_segments_is_read_as_one():
     b, _ = prefix_attention(module, query, key, value, mask, selfsteer_block=split)
     torch.testing.assert_close(a, b)
     torch.testing.assert_close(a.double(), reference(query, key, value, mask, pk, pv, 4**-0.5), atol=1e-5, rtol=1e-4)
+
+
+def test_bfloat16_inputs_are_attended_in_float32_and_returned_in_bfloat16():
+    gen = torch.Generator().manual_seed(1)
+    query = torch.randn(3, 4, 2, 8, generator=gen).bfloat16()
+    key, value = torch.randn(3, 2, 5, 8, generator=gen).bfloat16(), torch.randn(3, 2, 5, 8, generator=gen).bfloat16()
+    mask = torch.rand(3, 1, 2, 5, generator=gen) < 0.5
+    pk, pv = torch.randn(1, 2, 6, 8, generator=gen).bfloat16(), torch.randn(1, 2, 6, 8, generator=gen).bfloat16()
+    block = new_block((Segment([pk], [pv]),), 3, 5, [key[:1, :, :0]])
+
+    out, _ = prefix_attention(SimpleNamespace(layer_idx=0), query, key, value, mask, selfsteer_block=block)
+
+    assert out.dtype == torch.bfloat16
+    expected = reference(query, key, value, mask, pk, pv, 8**-0.5)
+    torch.testing.assert_close(out.double(), expected, atol=1e-2, rtol=1e-2)  # bf16 rounding of the output only
