@@ -1,5 +1,5 @@
 """PNG plots of the benchmarks (matplotlib, Agg backend): foundation bars, scaling curves, memory
-against particles and a seed study's distributions. Each function writes one file and returns
+against particles, a seed study's distributions and the forward pass against plain transformers. Each function writes one file and returns
 its path."""
 
 from __future__ import annotations
@@ -16,11 +16,28 @@ import matplotlib.pyplot as plt  # noqa: E402
 STYLE = {
     "selfsteer": ("tab:blue", "o"), "selfsteer-chunk": ("tab:cyan", "s"), "genlm-control": ("tab:red", "^"),
     "llamppl": ("tab:green", "v"), "generate": ("black", "D"),
+    "selfsteer-copied-prefix": ("tab:purple", "s"), "plain": ("black", "D"),
 }
 
 
 def _style(system: str):
     return STYLE.get(system, ("tab:gray", "x"))
+
+
+def _log2_x(axes, xlabel: str) -> None:
+    """A base-2 log x axis labelled ``xlabel``, a light grid and a legend on each of ``axes``."""
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel(xlabel)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def plot_foundation(foundation: dict[str, Any], path: Path) -> Path:
@@ -44,10 +61,7 @@ def plot_foundation(foundation: dict[str, Any], path: Path) -> Path:
         ax.set_ylabel("wall time (s, median)")
         ax.set_ylim(0, max(walls, default=1) * 1.35)
         ax.tick_params(axis="x", rotation=20)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_scaling(scaling: dict[str, Any], path: Path) -> Path:
@@ -72,10 +86,7 @@ def plot_scaling(scaling: dict[str, Any], path: Path) -> Path:
             ax.set_title(f"free task, {what}")
             ax.grid(True, which="both", alpha=0.3)
         axes[0, col].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_memory(memory: dict[str, Any], path: Path) -> Path:
@@ -98,15 +109,8 @@ def plot_memory(memory: dict[str, Any], path: Path) -> Path:
     axes[0].set_ylabel("MiB")
     axes[1].set_title("run's memory growth over the N=1 run")
     axes[1].set_ylabel("MiB")
-    for ax in axes:
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("particles N")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    _log2_x(axes, "particles N")
+    return _save(fig, path)
 
 
 def plot_seed_study(study: dict[str, Any], path: Path) -> Path:
@@ -125,7 +129,26 @@ def plot_seed_study(study: dict[str, Any], path: Path) -> Path:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(f"{t['name']}, N={t['n_particles']}, up to {t['max_tokens']} tokens: {len(study['seeds'])} paired seeds")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
+
+
+def plot_forward_overhead(report: dict[str, Any], path: Path) -> Path:
+    """Median ms per decoding step against batch size per variant, and each selfsteer variant's
+    ratio to plain transformers with its 90% interval."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    batches = [r["batch"] for r in report["results"]]
+    for name in report["results"][0]["median_ms"]:
+        color, marker = _style(name)
+        axes[0].plot(batches, [r["median_ms"][name] for r in report["results"]], marker=marker, color=color, label=name)
+        if name == "plain":
+            continue
+        mid = np.array([r["ratio_to_plain"][name] for r in report["results"]])
+        lo, hi = (np.array([r["ratio_to_plain_ci90"][name][k] for r in report["results"]]) for k in (0, 1))
+        axes[1].errorbar(batches, mid, yerr=[mid - lo, hi - mid], marker=marker, color=color, capsize=3, label=name)
+    axes[1].axhline(1.0, color="black", lw=0.8)
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("ms per decoding step (median)")
+    axes[1].set_ylabel("time / plain transformers")
+    _log2_x(axes, "batch (rows)")
+    fig.suptitle(f"one decoding step, {report['prompt_tokens']}-token shared prompt + {report['context']} own tokens per row")
+    return _save(fig, path)

@@ -1,11 +1,14 @@
-"""`RunRecord`: what one timed run of one system on one task measured, and the stopwatch that times it."""
+"""`RunRecord`: what one timed run of one system on one task measured, the stopwatch that times it,
+and `save_report`, which writes a benchmark's report and its plot."""
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -95,3 +98,11 @@ def median_record(records: Sequence[RunRecord]) -> dict[str, Any]:
         s_per_forward=statistics.median(r.s_per_forward or 0.0 for r in good) or None,
     )
     return out
+
+
+def save_report(report: dict[str, Any], out: Path, stem: str, plot: Callable[[dict[str, Any], Path], Path]) -> list[Path]:
+    """Write ``report`` to ``out/<stem>.json`` and ``plot(report, out/<stem>.png)``; returns both paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / f"{stem}.json"
+    json_path.write_text(json.dumps(report, indent=2, default=str))
+    return [json_path, plot(report, out / f"{stem}.png")]

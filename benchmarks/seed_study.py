@@ -22,7 +22,6 @@ distributions of wall time and forward passes) under ``--out`` and prints a tabl
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from datetime import UTC, datetime
@@ -35,7 +34,7 @@ from tqdm.auto import tqdm
 from .environment import SharedModel, load_shared, machine_description, set_threads
 from .harness import Harness
 from .plots import plot_seed_study
-from .record import RunRecord
+from .record import RunRecord, save_report
 from .stats import paired, paired_bootstrap, ratio
 from .systems import RUNNERS, make_runners
 from .tasks import Task, no_e_paragraph_task, no_e_task, record_task
@@ -148,11 +147,7 @@ def render(study: dict[str, Any]) -> str:
 
 
 def write(study: dict[str, Any], out: Path) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"seed_study_{study['task']['name']}"
-    json_path = out / f"{stem}.json"
-    json_path.write_text(json.dumps(study, indent=2, default=str))
-    return [json_path, plot_seed_study(study, out / f"{stem}.png")]
+    return save_report(study, out, f"seed_study_{study['task']['name']}", plot_seed_study)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -234,7 +234,7 @@ class TransformersLM(TokenizerText, LanguageModel):
         q_valid = q_valid.bool()
         causal = torch.ones(q, q, dtype=torch.bool, device=self.device).tril()
         parts = [block.valid[:, None, :w].expand(rows, q, w), causal[None] & q_valid[:, None, :]]
-        block.split_prefix = self.shared_prefix_attention
+        block.split_prefix = self.shared_prefix_attention and rows > 1  # one row shares nothing: SDPA is faster
         extra = {"selfsteer_block": block} if block.split_prefix else {}
         if not block.split_prefix:
             parts.insert(0, torch.ones(rows, q, p_len, dtype=torch.bool, device=self.device))
