@@ -8,9 +8,11 @@ split in two and merged exactly, as in flash attention's running softmax:
   copy of the prompt's keys (one matrix product; no copies of the prompt);
 - own part: each particle's queries against its own block row (masked: holes, padding, causal).
 
-each part keeps its unnormalised output ``sum_j e^(s_j - m) v_j``, its largest score m and its mass
-``sum_j e^(s_j - m)``; both are rescaled to the larger m, added, and divided by the total mass. Forward passes without a selfsteer block (training, plain
-``generate``) go to transformers' SDPA unchanged.
+Each part keeps its unnormalised output ``sum_j e^(s_j - m) v_j``, its largest score m and its
+mass ``sum_j e^(s_j - m)``; both are rescaled to the larger m, added, and divided by the total
+mass. Forward passes without a selfsteer block (training, plain ``generate``) go to transformers'
+SDPA unchanged, and so does a one-row block, which has nothing to share (the backend copies its
+prompt's keys instead; see `TransformersLM._forward`).
 """
 
 from __future__ import annotations
