@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from .environment import SharedModel, load_shared, machine_description, set_threads
 from .plots import plot_forward_overhead
-from .record import save_report
+from .record import device_timed, save_report
 from .stats import paired_bootstrap, ratio
 from .tasks import NO_E_PROMPT, long_prompt
 
@@ -103,15 +103,6 @@ def plain_step(shared: SharedModel, prompt: list[int], own: list[int], batch: in
     return step
 
 
-def timed(step: Callable[[], torch.Tensor], device: torch.device) -> float:
-    """Milliseconds one call of ``step`` takes, device work included."""
-    start = time.perf_counter()
-    step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return 1000 * (time.perf_counter() - start)
-
-
 def measure_batch(shared: SharedModel, prompt: list[int], own: list[int], batch: int, repeats: int) -> dict[str, Any]:
     """Times per variant at one batch size, their medians, and each selfsteer variant's ratio over plain."""
     token = shared.lm.encode(" dog")[0]
@@ -127,7 +118,7 @@ def measure_batch(shared: SharedModel, prompt: list[int], own: list[int], batch:
     ms: dict[str, list[float]] = {v: [] for v in VARIANTS}
     for i in range(repeats):
         for v in VARIANTS[i % 3:] + VARIANTS[: i % 3]:  # take turns leading
-            ms[v].append(timed(steps[v], shared.lm.device))
+            ms[v].append(1000 * device_timed(steps[v], shared.lm.device)[1])
     out: dict[str, Any] = {"batch": batch, "max_logit_difference": gap, "ms": ms,
                            "median_ms": {v: float(np.median(t)) for v, t in ms.items()}}
     out["ratio_to_plain"] = {v: ratio(ms["plain"], ms[v]) for v in VARIANTS[:2]}

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from pathlib import Path
 
 import torch
@@ -37,6 +36,7 @@ import transformers
 from selfsteer.smc.lm.hf import TransformersLM
 
 from .environment import SharedModel, model_dir
+from .record import device_timed
 from .systems import Runner, make_runners
 from .tasks import Task, free_task
 
@@ -80,14 +80,9 @@ def measure(runner: Runner, task: Task, device: torch.device, repeats: int) -> d
         torch.cuda.reset_peak_memory_stats(device)
     walls, n_tokens = [], 0
     for seed in range(1, repeats + 1):
-        job = runner.prepare(task, seed)
-        if cuda:
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        n_tokens = job().n_tokens
-        if cuda:
-            torch.cuda.synchronize(device)
-        walls.append(time.perf_counter() - start)
+        outcome, wall = device_timed(runner.prepare(task, seed), device)
+        n_tokens = outcome.n_tokens
+        walls.append(wall)
     wall = statistics.median(walls)
     return {
         "wall_s": wall,

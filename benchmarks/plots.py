@@ -1,6 +1,6 @@
 """PNG plots of the benchmarks (matplotlib, Agg backend): foundation bars, scaling curves, memory
-against particles, a seed study's distributions and the forward pass against plain transformers. Each function writes one file and returns
-its path."""
+against particles, a seed study's distributions and the forward pass against plain transformers.
+Each function writes one file and returns its path."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """`RunRecord`: what one timed run of one system on one task measured, the stopwatch that times it,
-and `save_report`, which writes a benchmark's report and its plot."""
+`device_timed` for work queued on a GPU, and `save_report`, which writes a benchmark's report and
+its plot."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -72,6 +75,22 @@ class Stopwatch:
     def __exit__(self, *exc) -> None:
         self.wall_s = time.perf_counter() - self._wall
         self.cpu_s = time.process_time() - self._cpu
+
+
+def device_timed(fn: Callable[[], T], device) -> tuple[T, float]:
+    """``fn()`` and the wall seconds it took, the device's work included: on CUDA the device is
+    synchronised before (earlier queued work is not counted) and after (this work is)."""
+    sync = None
+    if device.type == "cuda":
+        import torch
+
+        sync = torch.cuda.synchronize
+        sync(device)
+    start = time.perf_counter()
+    out = fn()
+    if sync is not None:
+        sync(device)
+    return out, time.perf_counter() - start
 
 
 def median_record(records: Sequence[RunRecord]) -> dict[str, Any]:

@@ -50,7 +50,8 @@ def foundation_targets(foundation: dict, full: bool) -> list[dict[str, Any]]:
         mean = _ratio(_stat(s, name, GENLM, "mean_wall_s"), _stat(s, name, SELF, "mean_wall_s"))
         per_forward = _ratio(_stat(s, name, GENLM, "s_per_forward"), _stat(s, name, SELF, "s_per_forward"))
         forwards = (_stat(s, name, SELF, "n_forward"), _stat(s, name, GENLM, "n_forward"))
-        notes = [median_ratio_interval(foundation.get("runs", []), name), f"CPU-time ratio {cpu:.2f}" if cpu else "", f"mean-wall ratio {mean:.2f}" if mean else "",
+        notes = [median_ratio_interval(foundation.get("runs", []), name),
+                 f"CPU-time ratio {cpu:.2f}" if cpu else "", f"mean-wall ratio {mean:.2f}" if mean else "",
                  f"per-token speed ratio {per_token:.2f}" if per_token else "",
                  f"per-forward-pass ratio {per_forward:.2f} (forward passes: selfsteer {forwards[0]:g}, "
                  f"genlm-control {forwards[1]:g})" if per_forward else ""]
