@@ -254,7 +254,7 @@ class TransformersLM(TokenizerText, LanguageModel):
         return out.logits[torch.arange(rows, device=self.device), last]
 
     def _issue(self, block: Block, row: int) -> Handle:
-        h = Handle(block.prefix, block, row)
+        h = Handle(block.prefix, block, row, block.lengths[row])
         block.owners[row] = h
         return h
 

@@ -10,7 +10,9 @@ pieces:
   device says which columns each row attends to, positions count only valid columns, and
   ``lengths`` keeps those counts on the host, so building positions or gathering rows never
   reads the device.
-- `Handle`: an immutable pointer (prefix, block, row) that a context holds.
+- `Handle`: an immutable pointer (prefix, block, row, length) that a context holds; it sees the
+  row's first ``length`` valid columns, so a row extended later for another holder of the same
+  row never changes what an earlier handle reads.
 
 Ownership gives copy-on-write: each row records the last handle issued for it (its owner). A
 batch whose handles own exactly the rows of one block, in order, is extended in place. Anything
@@ -49,18 +51,22 @@ def prefix_length(prefix: Prefix) -> int:
 
 @dataclass(frozen=True, eq=False)
 class Handle:
-    """Where a sequence's KV lives: a shared prefix plus (optionally) one row of a block."""
+    """Where a sequence's KV lives: a shared prefix plus (optionally) the first ``length`` valid
+    columns of one row of a block."""
 
     prefix: Prefix
     block: Block | None = None
     row: int = -1
+    length: int = 0
 
     def __deepcopy__(self, memo):
         return self
 
     @property
     def owns_row(self) -> bool:
-        return self.block is not None and self.block.owners[self.row] is self
+        """The last handle issued for its row, which holds nothing past it: safe to extend in place."""
+        b = self.block
+        return b is not None and b.owners[self.row] is self and b.lengths[self.row] == self.length
 
 
 @dataclass(eq=False)
@@ -139,7 +145,7 @@ def upload(host: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def gather_rows(prefix: Prefix, handles: list[Handle], extra: int, like: list[torch.Tensor]) -> Block:
     """A new block whose row i holds ``handles[i]``'s own tokens, left-aligned, plus ``extra`` free columns."""
-    lengths = [0 if h.block is None else h.block.lengths[h.row] for h in handles]
+    lengths = [0 if h.block is None else h.length for h in handles]
     n_max = max(lengths, default=0)
     out = new_block(prefix, len(handles), n_max + extra + 8, like)
     out.lengths = lengths
@@ -156,9 +162,8 @@ def gather_rows(prefix: Prefix, handles: list[Handle], extra: int, like: list[to
                 out.values[layer][dest_t, :, :n] = src.values[layer].index_select(0, src_rows)[:, :, :n]
             out.valid[dest_t, :n] = True
             continue
-        # holes: gather each row's valid columns to the left
+        # holes, or a handle that sees less than its row now holds: each row's first valid columns, to the left
         valid = src.valid[src_rows, : src.width]
-        counts = valid.sum(dim=1)
         n = max(lengths[i] for i in dest)
         order = torch.argsort((~valid).to(torch.int8), dim=1, stable=True)[:, :n]  # valid columns first
         for layer in range(len(like)):
@@ -166,7 +171,8 @@ def gather_rows(prefix: Prefix, handles: list[Handle], extra: int, like: list[to
                 rows_kv = src_store[layer].index_select(0, src_rows)[:, :, : src.width]
                 idx = order[:, None, :, None].expand(-1, rows_kv.shape[1], -1, rows_kv.shape[3])
                 store[layer][dest_t, :, :n] = rows_kv.gather(2, idx)
-        out.valid[dest_t, :n] = torch.arange(n, device=valid.device)[None, :] < counts[:, None]
+        seen = upload(torch.tensor([lengths[i] for i in dest]), valid.device)
+        out.valid[dest_t, :n] = torch.arange(n, device=valid.device)[None, :] < seen[:, None]
     out.width = n_max
     return out
 
