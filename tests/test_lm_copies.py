@@ -21,47 +21,72 @@ from selfsteer.smc import LMContext
 TOL = 2e-4
 LM = tiny_lm(seed=3)
 
-# an operation: ("copy", i) appends a copy of context i; ("feed", picks, tokens) appends one token
-# to each picked context and reads all of their next log-probs in one batch; ("chunk", picks, seed)
-# samples a short chunk for each picked context together.
+PROMPTS = (("The lighthouse", 1.0), ("The lighthouse keeper", 0.7))  # the second extends the first's cached prefix
+
+# An operation on the pool of contexts (indices wrap around the pool):
+#   ("copy", i)                 append a copy of context i to the pool;
+#   ("feed", picks, tokens)     in one batch, each picked context appends tokens[k % 4] and reads its next log-probs;
+#   ("append", picks, tokens)   in one batch, picked context k forces the first 1 + k % 3 tokens (multi-token feeds, padded);
+#   ("chunk", picks, seed)      in one batch, the first picked context feeds a token while the rest sample 3-token chunks.
+tokens = st.lists(st.integers(100, 5000), min_size=4, max_size=4)
+picks = st.lists(st.integers(0, 7), min_size=1, max_size=4, unique=True)
 ops = st.one_of(
     st.tuples(st.just("copy"), st.integers(0, 7)),
-    st.tuples(st.just("feed"), st.lists(st.integers(0, 7), min_size=1, max_size=4, unique=True),
-              st.lists(st.integers(100, 5000), min_size=4, max_size=4)),
-    st.tuples(st.just("chunk"), st.lists(st.integers(0, 7), min_size=1, max_size=3, unique=True),
-              st.integers(0, 2**16)),
+    st.tuples(st.just("feed"), picks, tokens),
+    st.tuples(st.just("append"), picks, tokens),
+    st.tuples(st.just("chunk"), picks, st.integers(0, 2**16)),
 )
 
 
-def fresh_next_logprobs(tokens: list[int]) -> np.ndarray:
+def fresh_logprobs(ctx: LMContext) -> np.ndarray:
+    """Log-probs at every position of ``ctx.tokens`` from one forward without any cache, tempered."""
     with torch.inference_mode():
-        logits = LM.model(torch.tensor([tokens])).logits[0, -1]
-    return torch.log_softmax(logits.float(), -1).numpy()
+        logits = LM.model(torch.tensor([ctx.tokens])).logits[0]
+    return torch.log_softmax(logits.float() / ctx.temperature, -1).numpy()
+
+
+def next_error(ctx: LMContext, lp: np.ndarray) -> float:
+    return float(np.abs(lp - fresh_logprobs(ctx)[-1]).max())
+
+
+async def apply(op, ctxs: list[LMContext]) -> float:
+    """Run one operation; the largest log-prob error against fresh forwards it produced."""
+    if op[0] == "copy":
+        ctxs.append(copy.deepcopy(ctxs[op[1] % len(ctxs)]))
+        return 0.0
+    picked = [ctxs[i] for i in dict.fromkeys(i % len(ctxs) for i in op[1])]
+    if op[0] == "append":
+        forced = [op[2][: 1 + k % 3] for k in range(len(picked))]
+        got = await asyncio.gather(*(c.append(ids) for c, ids in zip(picked, forced, strict=True)))
+        worst = 0.0
+        for c, ids, lps in zip(picked, forced, got, strict=True):
+            ref = fresh_logprobs(c)[-len(ids) - 1 : -1]
+            worst = max(worst, float(np.abs(ref[np.arange(len(ids)), ids] - lps).max()))
+        return worst
+    if op[0] == "feed":
+        for k, c in enumerate(picked):
+            c.append_token(op[2][k % 4])
+        jobs = [c.next_logprobs() for c in picked]
+    else:
+        picked[0].append_token(op[2] % 4000 + 100)
+        dists = [c.chunk(max_tokens=3, allow_eos=False) for c in picked[1:]]
+        jobs = [picked[0].next_logprobs(), *(d.sample(np.random.default_rng(op[2] + k)) for k, d in enumerate(dists))]
+    out = await asyncio.gather(*jobs)
+    if op[0] == "chunk":
+        for d, (chunk, _) in zip(dists, out[1:], strict=True):
+            d.record(chunk)
+        return next_error(picked[0], out[0])
+    return max(next_error(c, lp) for c, lp in zip(picked, out, strict=True))
 
 
 async def run(program) -> float:
-    ctxs = [LMContext(LM, "The lighthouse")]
-    await ctxs[0].next_logprobs()
+    ctxs = [LMContext(LM, p, temperature=t) for p, t in PROMPTS]
+    await asyncio.gather(*(c.next_logprobs() for c in ctxs))
     worst = 0.0
     for op in program:
-        if op[0] == "copy":
-            ctxs.append(copy.deepcopy(ctxs[op[1] % len(ctxs)]))
-            continue
-        picked = [ctxs[i % len(ctxs)] for i in dict.fromkeys(i % len(ctxs) for i in op[1])]
-        if op[0] == "feed":
-            for c, t in zip(picked, op[2], strict=False):
-                c.append_token(t)
-        else:
-            dists = [c.chunk(max_tokens=3, allow_eos=False) for c in picked]
-            draws = await asyncio.gather(*(d.sample(np.random.default_rng(op[2] + k)) for k, d in enumerate(dists)))
-            for d, (chunk, _) in zip(dists, draws, strict=True):
-                d.record(chunk)
-        lps = await asyncio.gather(*(c.next_logprobs() for c in picked))
-        for c, lp in zip(picked, lps, strict=True):
-            worst = max(worst, float(np.abs(lp - fresh_next_logprobs(c.tokens)).max()))
+        worst = max(worst, await apply(op, ctxs))
     for c in ctxs:  # every context, read last, still sees exactly its own tokens
-        lp = await c.next_logprobs()
-        worst = max(worst, float(np.abs(lp - fresh_next_logprobs(c.tokens)).max()))
+        worst = max(worst, next_error(c, await c.next_logprobs()))
     return worst
 
 
@@ -91,6 +116,6 @@ def test_originals_are_untouched_when_their_copies_look_ahead_together():
         for k, c in enumerate(particles):
             c.append_token(900 + k)
         lps = await asyncio.gather(*(c.next_logprobs() for c in particles))
-        return max(float(np.abs(lp - fresh_next_logprobs(c.tokens)).max()) for c, lp in zip(particles, lps, strict=True))
+        return max(next_error(c, lp) for c, lp in zip(particles, lps, strict=True))
 
     assert asyncio.run(scenario()) < TOL
