@@ -145,7 +145,7 @@ def upload(host: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def gather_rows(prefix: Prefix, handles: list[Handle], extra: int, like: list[torch.Tensor]) -> Block:
     """A new block whose row i holds ``handles[i]``'s own tokens, left-aligned, plus ``extra`` free columns."""
-    lengths = [0 if h.block is None else h.length for h in handles]
+    lengths = [h.length for h in handles]  # 0 for a handle with no block
     n_max = max(lengths, default=0)
     out = new_block(prefix, len(handles), n_max + extra + 8, like)
     out.lengths = lengths
