@@ -111,9 +111,7 @@ class TextModel(Model):
 
     async def next_token(self, mask: TokenMask | None = None) -> Token:
         """Sample one token, optionally restricted to ``mask`` (the target becomes prior * 1[mask])."""
-        if mask is not None:
-            await self._restrict(mask)
-        return await self._draw(self.prior.next_token(), self.proposal.next_token())
+        return await self._draw(self.prior.next_token(mask), self.proposal.next_token(mask))
 
     async def next_word(self, max_chars: int | None = None) -> str:
         """Sample one word: a token with visible text, then tokens until the next one starts with

@@ -41,7 +41,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.weak import WeakIdKeyDictionary
 
-from selfsteer.smc import LMContext
+from selfsteer.smc import LMContext, TextModel
+from selfsteer.smc.inference import smc_async
 
 T = torch.Tensor
 READS = {T.item, T.__bool__, T.__int__, T.__float__, T.__index__, T.tolist, T.numpy, T.__array__}
@@ -64,6 +65,7 @@ class Sync:
     owner: str  # "selfsteer" | "transformers" | "other"
     where: str  # file:line of the innermost caller outside torch
     forward: int  # how many forward passes the LM had made when it happened
+    elements: int = 0  # for a copy to the host: how many elements it brings back
 
 
 class SyncCounter(TorchFunctionMode):
@@ -100,7 +102,7 @@ class SyncCounter(TorchFunctionMode):
     def names_device(self, d) -> bool:
         return any(d is x for x in self.devices)
 
-    def record(self, op: str) -> None:
+    def record(self, op: str, elements: int = 0) -> None:
         frame = next(
             f
             for f in reversed(traceback.extract_stack()[:-2])
@@ -112,7 +114,7 @@ class SyncCounter(TorchFunctionMode):
             else ("selfsteer" if "/smc/" in frame.filename else "other")
         )
         self.syncs.append(
-            Sync(op, owner, f"{Path(frame.filename).name}:{frame.lineno}", self.lm.n_forward)
+            Sync(op, owner, f"{Path(frame.filename).name}:{frame.lineno}", self.lm.n_forward, elements)
         )
 
     def tag(self, out, device: bool) -> None:
@@ -148,7 +150,7 @@ class SyncCounter(TorchFunctionMode):
                 self.tag(out, self.on_device(src))
                 return out
             if self.on_device(src) and not dst_dev:
-                self.record(name + " to host")
+                self.record(name + " to host", src.numel())
                 out = (
                     out.clone() if out is src else out
                 )  # a real device would return a new host tensor
@@ -305,4 +307,33 @@ def test_token_steps_sync_once_per_step(tiny):
     assert counter.count("transformers") == counter.count("other") == 0, (
         "transformers 5.23 syncs nowhere here"
     )
+    assert counter.uploads["blocking"] == 0
+
+
+def test_masked_token_steps_read_back_only_the_draws(tiny):
+    """N particles of a TextModel take T masked next-token steps through `smc`, resampled at every
+    step: the tokens are drawn on the device, so each step syncs once and reads back three numbers
+    per particle (id, log-probability, mask mass), never a vocabulary of log-probabilities."""
+    lm = tiny
+    lm.prompt_cache.clear()
+
+    class NoE(TextModel):
+        def __init__(self):
+            super().__init__(lm, "The cat", max_tokens=STEPS)
+            self.mask = lm.masks.without("eE")
+
+        async def step(self):
+            await self.next_token(mask=self.mask)
+            if self.n_tokens == STEPS:
+                self.finish(self.text)
+
+    async def run():
+        result = await smc_async(NoE(), N, seed=0, ess_threshold=1.0)
+        assert result.n_resamples > 0 and all(len(p.prior.generated_ids) == STEPS for p in result.particles)
+
+    counter = counted(lm, run)
+    assert counter.count("selfsteer") == STEPS, counter.syncs
+    assert counter.per_forward("selfsteer") == 1
+    assert all(s.elements == 3 * N for s in counter.syncs), counter.syncs
+    assert counter.count("transformers") == counter.count("other") == 0
     assert counter.uploads["blocking"] == 0

@@ -87,22 +87,3 @@ def test_restriction_puts_minus_infinity_outside_the_mask():
     assert log_indicator(allowed).dtype == np.float32
     mask = TokenMask("m", allowed)
     assert mask.log_weights is mask.log_weights and not mask.weights.flags.writeable
-
-
-def test_fused_chunk_draw_stays_on_allowed_tokens_at_both_ends():
-    import torch
-
-    from selfsteer.smc.lm.hf import TransformersLM
-
-    lp = torch.log_softmax(torch.tensor([[0.0, 1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0, 0.0]]), -1)
-    disallowed = torch.tensor([[True, False, False, True, True], [False, False, True, False, True]])
-    for u, want in ((0.0, [1, 0]), (1.0, [2, 3]), (0.999999, [2, 3])):  # u = 1.0: x at the CDF's top
-        drawn = TransformersLM._draw(lp, disallowed, torch.tensor([u, u]))
-        assert [t for t, _, _ in drawn] == want
-        for row, (t, t_lp, mass) in enumerate(drawn):
-            allowed = lp[row][~disallowed[row]]
-            assert t_lp == float(lp[row, t]) and math.isclose(mass, float(torch.logsumexp(allowed, 0)), abs_tol=1e-6)
-    torch.manual_seed(0)
-    counts = np.bincount([TransformersLM._draw(lp[:1], disallowed[:1], torch.rand(1))[0][0] for _ in range(4000)], minlength=5)
-    p = torch.softmax(lp[0].masked_fill(disallowed[0], -math.inf), 0).numpy()
-    assert counts[[0, 3, 4]].sum() == 0 and np.abs(counts / 4000 - p).max() < 0.04

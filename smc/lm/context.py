@@ -4,8 +4,10 @@ A context holds the prompt and everything appended since. Its distributions foll
 contract (`selfsteer.smc.distributions`): ``sample``/``log_prob`` never change the context;
 ``Model.sample``/``observe`` commit the outcome through ``record``.
 
-- ``ctx.next_token()``: the next token (a `Token`). With a restriction pending (see below) it is
-  the LM's distribution renormalised to the allowed set.
+- ``ctx.next_token(mask=None)``: the next token (a `Token`). With a restriction pending (see
+  below) it is the LM's distribution renormalised to the allowed set; with ``mask`` it is that
+  distribution times ``1[token in mask]`` (unnormalised), so ``Model.sample`` draws inside the
+  mask and adds ``log p(mask)`` to the weight.
 - ``ctx.mask_dist(mask)``: ``True`` iff the next token is in ``mask``, with probability
   ``p(mask)``. Observing ``True`` adds ``log p(mask)`` and restricts the next token to ``mask``;
   ``False`` restricts it to the complement. This is how a program steers below the token level.
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..distributions import Distribution, sample_log_probs
+from ..distributions import Distribution, ZeroProbability, sample_log_probs
 from .base import LanguageModel, Prompt
 from .vocab import TokenMask, log_mass, restrict_log_probs
 
@@ -145,8 +147,8 @@ class LMContext:
         return memo[id(mask)][1]
 
     # ----- distributions -----------------------------------------------------------------------
-    def next_token(self) -> NextToken:
-        return NextToken(self)
+    def next_token(self, mask: TokenMask | None = None) -> NextToken:
+        return NextToken(self, mask)
 
     def mask_dist(self, mask: TokenMask) -> MaskEvent:
         return MaskEvent(self, mask)
@@ -218,24 +220,63 @@ class LMContext:
 
 
 class NextToken(Distribution):
-    """The next token of a context (see `LMContext`)."""
+    """The next token of a context (see `LMContext`), optionally restricted to ``mask``.
 
-    def __init__(self, ctx: LMContext):
-        self.ctx = ctx
+    With ``p`` the context's current next-token distribution, this is the measure
+    ``p(t) 1[t in mask]`` (``p`` itself without a mask): ``sample`` draws from it renormalised and
+    returns ``log p(t) - log p(mask)``, ``log_prob(t)`` is ``log p(t)`` inside the mask and ``-inf``
+    outside, and ``propose`` returns the token with the weight ``log p(mask)``. While the context
+    has no next-token distribution on the host, the backend draws the token itself (the
+    transformers backend on the model's device, reading back only the id and two numbers).
+    """
+
+    def __init__(self, ctx: LMContext, mask: TokenMask | None = None):
+        self.ctx, self.mask = ctx, mask
+        self._covered: tuple[Any, int] | None = None  # a backend draw's handle and the length it covers
 
     def _id(self, value: Token | int) -> int:
         return value.id if isinstance(value, Token) else int(value)
 
+    async def _draw(self, rng) -> tuple[Token, float, float]:
+        """One draw: (token, log p(token), log p(mask))."""
+        ctx = self.ctx
+        ctx._check_open()
+        if ctx._next is None and ctx._allowed is None:
+            res = await ctx.lm.generate(
+                ctx._handle, ctx.tokens[ctx._fed :], rng, temperature=ctx.temperature, max_tokens=1,
+                disallowed=None if self.mask is None else self.mask.excluded,
+            )
+            self._covered = (res.handle, len(ctx.tokens))
+            return ctx.token(res.tokens[0]), float(res.token_logprobs[0]), res.log_mask_mass
+        lp = await ctx.current_logprobs()
+        if self.mask is None:
+            i = sample_log_probs(rng, lp)
+            return ctx.token(i), float(lp[i]), 0.0
+        log_p_mask = ctx._log_mass(lp, self.mask)
+        if log_p_mask == -np.inf:
+            raise ZeroProbability(f"no token in {self.mask.name} has probability above zero")
+        i = sample_log_probs(rng, restrict_log_probs(lp, self.mask))
+        return ctx.token(i), float(lp[i]), log_p_mask
+
     async def sample(self, rng):
-        lp = await self.ctx.current_logprobs()
-        i = sample_log_probs(rng, lp)
-        return self.ctx.token(i), float(lp[i])
+        token, log_p, log_p_mask = await self._draw(rng)
+        return token, log_p - log_p_mask
+
+    async def propose(self, rng):
+        token, _, log_p_mask = await self._draw(rng)
+        return token, log_p_mask
 
     async def log_prob(self, value):
-        return float((await self.ctx.current_logprobs())[self._id(value)])
+        i = self._id(value)
+        if self.mask is not None and i not in self.mask:
+            return -np.inf
+        return float((await self.ctx.current_logprobs())[i])
 
     def record(self, value):
-        self.ctx.append_token(self._id(value))
+        ctx = self.ctx
+        if self._covered is not None and self._covered[1] == len(ctx.tokens) and ctx._next is None:
+            ctx._handle, ctx._fed = self._covered  # the draw's forward pass already holds these tokens
+        ctx.append_token(self._id(value))
 
 
 class MaskEvent(Distribution):

@@ -7,9 +7,10 @@ per-particle random streams so a seed fixes the run.
 
 Host-device traffic (it matters on CUDA, where every read of device memory makes the host wait):
 inputs (ids, positions, uniforms, masks) are built on the host and sent with non-blocking copies
-(`kv.upload`), and nothing is read back except what the host needs next: per step of the fused
-loop, the sampled ids with their log-probabilities and masses in one copy; per token-level feed,
-the next-token log-distributions in one copy.
+(`kv.upload`), and nothing is read back except what the host needs next: per sampling step (a
+chunk's, or a single token's from `NextToken`), the sampled ids with their log-probabilities and
+masses in one copy (`sampling.draw_tokens`); per feed that asks for them (``next_logprobs``,
+mask events, constrained spans), the next-token log-distributions in one copy.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..distributions import ZeroProbability
 from . import attention
 from .base import FeedRequest, FeedResult, GenerateRequest, GenerateResult, LanguageModel, StopRule
 from .kv import (
@@ -35,8 +37,10 @@ from .kv import (
     prefix_length,
     upload,
 )
+from .sampling import draw_tokens
 from .vocab import Vocabulary
 
+LOG_MASK_CACHE = 16  # device copies of recently used token masks
 EXTRA_EOS_TOKENS = ("<|endoftext|>", "<|eot_id|>", "<|end|>", "</s>")
 
 
@@ -117,6 +121,7 @@ class TransformersLM(TokenizerText, LanguageModel):
         self.n_forward = 0
         self.n_forward_tokens = 0
         self.shared_prefix_attention = shared_prefix_attention
+        self._log_masks: dict[int, tuple[np.ndarray, torch.Tensor]] = {}
         if shared_prefix_attention:
             attention.install(self.model)
 
@@ -283,7 +288,7 @@ class TransformersLM(TokenizerText, LanguageModel):
             results.append(FeedResult(self._issue(block, i), token_lps.copy(), next_lp))
         return results
 
-    def _generate_group(self, batch: list[GenerateRequest]) -> list[GenerateResult]:
+    def _generate_group(self, batch: list[GenerateRequest]) -> list[GenerateResult | ZeroProbability]:
         n = len(batch)
         budget = max(r.stopper.max_tokens for r in batch)
         block = self._block_for([r.handle for r in batch], max(len(r.tokens) for r in batch) + budget)
@@ -292,69 +297,63 @@ class TransformersLM(TokenizerText, LanguageModel):
             fed = self._forward(block, [r.tokens for r in batch], last_only=True)
             last = [lg if r.tokens else s for r, lg, s in zip(batch, fed, last, strict=True)]
         logits = torch.stack(last)
-        temps = upload(torch.tensor([r.temperature for r in batch]), self.device)[:, None]
-        disallowed = None
-        if any(r.disallowed is not None for r in batch):
-            vocab = logits.shape[-1]
-            host = np.zeros((n, vocab), dtype=bool)
-            for i, r in enumerate(batch):
-                if r.disallowed is not None:
-                    bad = np.asarray(r.disallowed, dtype=bool)[:vocab]
-                    host[i, : len(bad)] = bad
-            disallowed = upload(torch.from_numpy(host), self.device)
+        temps = [r.temperature for r in batch]
+        log_mask = self._log_mask([r.disallowed for r in batch], logits.shape[-1])
         sampled: list[list[int]] = [[] for _ in range(n)]
         token_lps: list[list[float]] = [[] for _ in range(n)]
         log_mass = [0.0] * n
-        reasons: list[str | None] = [None] * n
-        handles: list[Handle | None] = [None] * n
+        results: list[GenerateResult | ZeroProbability | None] = [None] * n
         while True:
             # one uniform per active row, from that row's own generator (finished rows draw nothing)
-            u = torch.tensor([batch[i].rng.random() if reasons[i] is None else 0.0 for i in range(n)])
-            lp = torch.log_softmax(logits.float() / temps, -1)
-            drawn = self._draw(lp, disallowed, u)
+            u = [batch[i].rng.random() if results[i] is None else 0.0 for i in range(n)]
+            drawn = draw_tokens(logits, temps, log_mask, upload(torch.tensor(u, dtype=torch.float64), self.device))
             for i, (t, t_lp, mass) in enumerate(drawn):
-                if reasons[i] is not None:
+                if results[i] is not None:
+                    continue
+                if mass == -np.inf:
+                    results[i] = ZeroProbability("every allowed token has probability zero")
                     continue
                 sampled[i].append(t)
                 token_lps[i].append(t_lp)
-                log_mass[i] += mass
-                reasons[i] = batch[i].stopper.update(self.vocab.token_bytes[t], t in self.vocab.eos_ids, len(sampled[i]))
-                if reasons[i] is not None:
-                    handles[i] = self._issue(block, i)
-            if all(r is not None for r in reasons):
-                break
+                log_mass[i] += mass if batch[i].disallowed is not None else 0.0
+                reason = batch[i].stopper.update(self.vocab.token_bytes[t], t in self.vocab.eos_ids, len(sampled[i]))
+                if reason is not None:
+                    results[i] = GenerateResult(sampled[i], np.array(token_lps[i]), log_mass[i], reason,
+                                                self._issue(block, i))
+            if all(r is not None for r in results):
+                return results
             # finished rows idle (fed nothing) until the last row stops
-            next_ids = [[drawn[i][0]] if reasons[i] is None else [] for i in range(n)]
+            next_ids = [[drawn[i][0]] if results[i] is None else [] for i in range(n)]
             logits = self._forward(block, next_ids, last_only=True)
-        return [
-            GenerateResult(sampled[i], np.array(token_lps[i]), log_mass[i], reasons[i], handles[i])
-            for i in range(n)
-        ]
 
-    @staticmethod
-    def _draw(
-        lp: torch.Tensor, disallowed: torch.Tensor | None, u: torch.Tensor
-    ) -> list[tuple[int, float, float]]:
-        """Inverse-CDF draws: row i's token is where ``u[i]`` (a host float32 uniform) falls in the
-        CDF of ``lp[i]`` (float32) restricted to the allowed tokens.
+    def _log_mask(self, disallowed: list[np.ndarray | None], vocab: int) -> torch.Tensor | None:
+        """0 / ``-inf`` rows for the excluded ids of each request, as a device tensor ``(rows, vocab)``,
+        or ``(1, vocab)`` when every row excludes the same array (None: nothing excluded).
 
-        Returns (id, log p(id), log p(allowed set)) per row. Only the result is read from the
-        device, the three together in one copy: the sampling step's only wait for the device.
+        Each distinct array crosses to the device once; the last few stay cached there (keyed by
+        the array, which the cache keeps alive), so a mask reused every step is uploaded once.
         """
-        masked = lp if disallowed is None else lp.masked_fill(disallowed, float("-inf"))
-        mass = torch.logsumexp(masked, -1) if disallowed is not None else torch.zeros(lp.shape[0], device=lp.device)
-        probs = torch.exp(masked - mass[:, None])
-        cdf = torch.cumsum(probs, -1)
-        x = upload(u, lp.device) * cdf[:, -1]
-        tok = torch.searchsorted(cdf, x[:, None], right=True)[:, 0]
-        # rounding can put x at the CDF's top (tok = V): take the last token with mass instead, the
-        # first where the CDF reaches its total (always computed, as checking would read the device)
-        last = torch.searchsorted(cdf, cdf[:, -1:].contiguous(), right=False)[:, 0]
-        tok = torch.minimum(tok, last)
-        tok_lp = lp.gather(1, tok[:, None])[:, 0]
-        # one copy back; float64 holds the ids, and the float32 log-probs, exactly
-        drawn = torch.stack([tok.double(), tok_lp.double(), mass.double()], dim=1).cpu()
-        return [(int(t), t_lp, m) for t, t_lp, m in drawn.tolist()]
+        if all(d is None for d in disallowed):
+            return None
+        if len({id(d) for d in disallowed}) == 1:
+            return self._device_log_mask(disallowed[0], vocab)
+        nothing = torch.zeros(1, vocab, device=self.device)
+        return torch.cat([nothing if d is None else self._device_log_mask(d, vocab) for d in disallowed])
+
+    def _device_log_mask(self, excluded: np.ndarray, vocab: int) -> torch.Tensor:
+        """One request's mask on the device; read-only arrays (token masks) are cached."""
+        key = id(excluded)
+        hit = self._log_masks.pop(key, None)
+        if hit is None:
+            host = np.zeros(vocab, dtype=np.float32)
+            bad = np.asarray(excluded, dtype=bool)[:vocab]
+            host[: len(bad)][bad] = -np.inf
+            hit = (excluded, upload(torch.from_numpy(host)[None], self.device))
+        if isinstance(excluded, np.ndarray) and not excluded.flags.writeable:
+            self._log_masks[key] = hit
+        while len(self._log_masks) > LOG_MASK_CACHE:
+            self._log_masks.pop(next(iter(self._log_masks)))
+        return hit[1]
 
     @staticmethod
     def _to_numpy(t: torch.Tensor) -> np.ndarray:

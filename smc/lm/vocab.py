@@ -22,7 +22,7 @@ PUNCTUATION_CHARS = set(string.punctuation) | {"…", "“", "”", "‘", "’"
 class TokenMask:
     """An immutable set of token ids over a vocabulary of ``size`` tokens."""
 
-    __slots__ = ("name", "array", "_ids", "_weights", "_log_weights")
+    __slots__ = ("name", "array", "_ids", "_weights", "_log_weights", "_excluded")
 
     def __init__(self, name: str, array: np.ndarray):
         self.name = name
@@ -31,6 +31,15 @@ class TokenMask:
         self._ids: np.ndarray | None = None
         self._weights: np.ndarray | None = None
         self._log_weights: np.ndarray | None = None
+        self._excluded: np.ndarray | None = None
+
+    @property
+    def excluded(self) -> np.ndarray:
+        """True off the mask's ids (read-only, computed once): the ``disallowed`` array of a draw."""
+        if self._excluded is None:
+            self._excluded = ~self.array
+            self._excluded.flags.writeable = False
+        return self._excluded
 
     @property
     def weights(self) -> np.ndarray:

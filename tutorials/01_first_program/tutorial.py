@@ -40,7 +40,8 @@ print(lm.name, "with", lm.vocab.size, "tokens")
 #
 # Each step observes the event "the next token is in the mask": this multiplies the particle's
 # weight by the probability the LM gives to allowed tokens, and restricts the next token to them.
-# Then it samples that token. A particle whose LM badly wants an "e" gets a small weight and
+# Then it samples that token. (`await self.sample(self.ctx.next_token(self.allowed))` does both in
+# one call, and on a GPU draws the token on the device.) A particle whose LM badly wants an "e" gets a small weight and
 # tends to be dropped at the next resampling: that is SMC steering the text.
 
 # %%
