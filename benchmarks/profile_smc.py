@@ -4,6 +4,11 @@ Runs the selfsteer runner once untimed (warm-up), then once under cProfile, and 
 of the run spent in named parts of the stack (the model's forward pass, its linear layers and
 attention, selfsteer's KV bookkeeping, batching, sampling, the engine's own Python) followed by the
 top functions by own time.
+
+``--model tiny --task free --particles 64`` profiles the free task on the few-MB random Llama of
+`benchmarks.gpu_throughput` instead of the bundled model. The line "host work" is the run minus
+the work a GPU would do (the forward pass, the device's token draws and the log-softmax of fed
+rows), per particle and token: what a GPU cannot hide.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import io
 import pstats
 import sys
 
-from .environment import load_shared, set_threads
+import torch
+
+from .environment import SharedModel, load_shared, set_threads
 from .sizes import FULL
 from .systems import RUNNERS
 from .tasks import free_task, no_e_task
@@ -30,7 +37,8 @@ PARTS = (
     ("  block gather on resampling (kv.gather_rows)", "smc/lm/kv.py", "gather_rows"),
     ("  block growth (Block.reserve)", "smc/lm/kv.py", "reserve"),
     ("  prompt prefill (TransformersLM._prompt)", "smc/lm/hf.py", "_prompt"),
-    ("  fused chunk loop (TransformersLM._generate_group)", "smc/lm/hf.py", "_generate_group"),
+    ("  fused sampling loop (TransformersLM._generate_group)", "smc/lm/hf.py", "_generate_group"),
+    ("    token draws on the device (sampling.draw_tokens)", "smc/lm/sampling.py", "draw_tokens"),
     ("  log_softmax + copy to numpy (torch.log_softmax)", "~", "<built-in method torch.log_softmax>"),
     ("engine: particle steps (step_particles)", "smc/inference.py", "step_particles"),
     ("engine: resample (clone particles)", "smc/inference.py", "resample"),
@@ -50,10 +58,39 @@ def cumulative(stats: pstats.Stats, suffix: str, name: str) -> float:
     return total
 
 
-def profile(task_name: str, *, threads: int, seed: int, top: int) -> str:
+def called_from(stats: pstats.Stats, name: str, caller_suffix: str) -> float:
+    """Cumulative seconds of the built-in ``name`` in calls made from files ending with ``caller_suffix``."""
+    total = 0.0
+    for (_, _, func), (_, _, _, _, callers) in stats.stats.items():  # type: ignore[attr-defined]
+        if func == name:
+            total += sum(ct for (file, _, _), (_, _, _, ct) in callers.items() if file.endswith(caller_suffix))
+    return total
+
+
+def device_seconds(stats: pstats.Stats) -> float:
+    """Seconds of the work a GPU would run: the forward pass, the token draws, and the fed rows'
+    log-softmax in the backend (each counted once)."""
+    return (
+        cumulative(stats, "smc/lm/hf.py", "_forward")
+        + cumulative(stats, "smc/lm/sampling.py", "draw_tokens")
+        + called_from(stats, "<built-in method torch.log_softmax>", "smc/lm/hf.py")
+    )
+
+
+def shared_model(model: str) -> SharedModel:
+    if model == "bundled":
+        return load_shared()
+    from .gpu_throughput import build_lm
+
+    return SharedModel(build_lm("tiny", "cpu", torch.float32), "cpu")
+
+
+def profile(task_name: str, *, model: str, particles: int | None, tokens: int | None, threads: int,
+            seed: int, top: int) -> str:
     set_threads(threads)
-    shared = load_shared()
+    shared = shared_model(model)
     task = no_e_task(FULL.no_e_particles, FULL.no_e_tokens) if task_name == "no_e" else free_task(FULL.free_particles, FULL.free_tokens)
+    task = task.resized(n_particles=particles or task.n_particles, max_tokens=tokens or task.max_tokens)
     runner = RUNNERS["selfsteer"](shared)
     runner.run(task.resized(n_particles=1, max_tokens=2), seed)  # warm-up
     prof = cProfile.Profile()
@@ -68,6 +105,10 @@ def profile(task_name: str, *, threads: int, seed: int, top: int) -> str:
     for label, suffix, name in PARTS:
         sec = cumulative(stats, suffix, name)
         lines.append(f"{label:60s} {sec:9.2f} {sec / total:7.1%}")
+    host = total - device_seconds(stats)
+    per_token = host / max(record.n_tokens, 1) * 1e6
+    lines.append(f"{'host work (all but forward, draws, log-softmax)':60s} {host:9.2f} {host / total:7.1%}"
+                 f"  = {per_token:.0f} us per particle per token")
     buf = io.StringIO()
     pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(top)
     lines += ["", "Top functions by own time:", buf.getvalue()]
@@ -77,11 +118,15 @@ def profile(task_name: str, *, threads: int, seed: int, top: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.profile_smc", description=__doc__.splitlines()[0])
     p.add_argument("--task", choices=("no_e", "free"), default="no_e")
+    p.add_argument("--model", choices=("bundled", "tiny"), default="bundled")
+    p.add_argument("--particles", type=int, default=None, help="default: the task's full size")
+    p.add_argument("--tokens", type=int, default=None, help="default: the task's full size")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--top", type=int, default=25)
     a = p.parse_args(argv)
-    print(profile(a.task, threads=a.threads, seed=a.seed, top=a.top))
+    print(profile(a.task, model=a.model, particles=a.particles, tokens=a.tokens, threads=a.threads,
+                  seed=a.seed, top=a.top))
     return 0
 
 
