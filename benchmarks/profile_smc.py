@@ -18,10 +18,12 @@ import cProfile
 import io
 import pstats
 import sys
+from dataclasses import dataclass
 
 import torch
 
 from .environment import SharedModel, load_shared, set_threads
+from .record import RunRecord
 from .sizes import FULL
 from .systems import RUNNERS
 from .tasks import free_task, no_e_task
@@ -39,7 +41,7 @@ PARTS = (
     ("  prompt prefill (TransformersLM._prompt)", "smc/lm/hf.py", "_prompt"),
     ("  fused sampling loop (TransformersLM._generate_group)", "smc/lm/hf.py", "_generate_group"),
     ("    token draws on the device (sampling.draw_tokens)", "smc/lm/sampling.py", "draw_tokens"),
-    ("  log_softmax + copy to numpy (torch.log_softmax)", "~", "<built-in method torch.log_softmax>"),
+    ("  torch.log_softmax (all callers)", "~", "<built-in method torch.log_softmax>"),
     ("engine: particle steps (step_particles)", "smc/inference.py", "step_particles"),
     ("engine: resample (clone particles)", "smc/inference.py", "resample"),
     ("engine: deepcopy (all callers)", "copy.py", "deepcopy"),
@@ -85,8 +87,30 @@ def shared_model(model: str) -> SharedModel:
     return SharedModel(build_lm("tiny", "cpu", torch.float32), "cpu")
 
 
+@dataclass
+class Profile:
+    """One profiled run: its record, the seconds of each of `PARTS` (by label), the host work
+    (the run minus `device_seconds`) and the top functions by own time (text)."""
+
+    title: str
+    record: RunRecord
+    parts: dict[str, float]
+    host_s: float
+    top: str
+
+    def report(self) -> str:
+        r, total = self.record, self.record.wall_s
+        lines = [self.title, f"wall {r.wall_s:.2f} s (under cProfile), CPU {r.cpu_s:.2f} s, {r.n_tokens} tokens, "
+                 f"extra {r.extra}", "", f"{'part':60s} {'seconds':>9s} {'share':>7s}"]
+        lines += [f"{label:60s} {sec:9.2f} {sec / total:7.1%}" for label, sec in self.parts.items()]
+        per_token = self.host_s / max(r.n_tokens, 1) * 1e6
+        lines.append(f"{'host work (all but forward, draws, log-softmax)':60s} {self.host_s:9.2f} "
+                     f"{self.host_s / total:7.1%}  = {per_token:.0f} us per particle per token")
+        return "\n".join([*lines, "", "Top functions by own time:", self.top])
+
+
 def profile(task_name: str, *, model: str, particles: int | None, tokens: int | None, threads: int,
-            seed: int, top: int) -> str:
+            seed: int, top: int) -> Profile:
     set_threads(threads)
     shared = shared_model(model)
     task = no_e_task(FULL.no_e_particles, FULL.no_e_tokens) if task_name == "no_e" else free_task(FULL.free_particles, FULL.free_tokens)
@@ -98,21 +122,16 @@ def profile(task_name: str, *, model: str, particles: int | None, tokens: int | 
     record = runner.run(task, seed)
     prof.disable()
     stats = pstats.Stats(prof)
-    total = record.wall_s
-    lines = [f"selfsteer on {task.name}: N={task.n_particles}, up to {task.max_tokens} tokens, {threads} thread(s)",
-             f"wall {record.wall_s:.2f} s (under cProfile), CPU {record.cpu_s:.2f} s, {record.n_tokens} tokens, "
-             f"extra {record.extra}", "", f"{'part':60s} {'seconds':>9s} {'share':>7s}"]
-    for label, suffix, name in PARTS:
-        sec = cumulative(stats, suffix, name)
-        lines.append(f"{label:60s} {sec:9.2f} {sec / total:7.1%}")
-    host = total - device_seconds(stats)
-    per_token = host / max(record.n_tokens, 1) * 1e6
-    lines.append(f"{'host work (all but forward, draws, log-softmax)':60s} {host:9.2f} {host / total:7.1%}"
-                 f"  = {per_token:.0f} us per particle per token")
     buf = io.StringIO()
     pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(top)
-    lines += ["", "Top functions by own time:", buf.getvalue()]
-    return "\n".join(lines)
+    return Profile(
+        title=f"selfsteer on {task.name} ({model} model): N={task.n_particles}, up to {task.max_tokens} tokens, "
+        f"{threads} thread(s)",
+        record=record,
+        parts={label: cumulative(stats, suffix, name) for label, suffix, name in PARTS},
+        host_s=record.wall_s - device_seconds(stats),
+        top=buf.getvalue(),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=25)
     a = p.parse_args(argv)
     print(profile(a.task, model=a.model, particles=a.particles, tokens=a.tokens, threads=a.threads,
-                  seed=a.seed, top=a.top))
+                  seed=a.seed, top=a.top).report())
     return 0
 
 
