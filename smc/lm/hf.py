@@ -254,6 +254,8 @@ class TransformersLM(TokenizerText, LanguageModel):
         self.n_forward_tokens += sum(len(t) for t in tokens)
         if not last_only:
             return out.logits
+        if q == 1:  # one column: a view, no gather
+            return out.logits[:, 0]
         # a row fed nothing reads its pad position (the caller ignores it)
         last = (q_valid.sum(dim=1) - 1).clamp(min=0)
         return out.logits[torch.arange(rows, device=self.device), last]
@@ -292,11 +294,14 @@ class TransformersLM(TokenizerText, LanguageModel):
         n = len(batch)
         budget = max(r.stopper.max_tokens for r in batch)
         block = self._block_for([r.handle for r in batch], max(len(r.tokens) for r in batch) + budget)
-        last = [r.start_logits for r in batch]
-        if any(r.tokens for r in batch):
-            fed = self._forward(block, [r.tokens for r in batch], last_only=True)
-            last = [lg if r.tokens else s for r, lg, s in zip(batch, fed, last, strict=True)]
-        logits = torch.stack(last)
+        if all(r.tokens for r in batch):
+            logits = self._forward(block, [r.tokens for r in batch], last_only=True)
+        else:  # some rows start from their prompt's cached logits
+            last = [r.start_logits for r in batch]
+            if any(r.tokens for r in batch):
+                fed = self._forward(block, [r.tokens for r in batch], last_only=True)
+                last = [lg if r.tokens else s for r, lg, s in zip(batch, fed, last, strict=True)]
+            logits = torch.stack(last)
         temps = [r.temperature for r in batch]
         log_mask = self._log_mask([r.disallowed for r in batch], logits.shape[-1])
         sampled: list[list[int]] = [[] for _ in range(n)]
