@@ -96,3 +96,23 @@ def test_a_mask_without_mass_raises_zero_probability_on_both_paths(lm):
     for fetch_first in (False, True):
         with pytest.raises(ZeroProbability):
             asyncio.run(draw(fetch_first))
+
+
+def test_one_batch_mixing_masks_and_no_mask_weights_each_row_by_its_own_mask(lm):
+    no_e, short = lm.masks.without("eE"), lm.masks.length(max_chars=2)
+    masks = [no_e, None, short, no_e, None]
+
+    async def go():
+        ctx = LMContext(lm, PROMPT)
+        lp = await LMContext(lm, PROMPT).next_logprobs()
+        copies = [copy.deepcopy(ctx) for _ in masks]
+        draws = await asyncio.gather(*(c.next_token(m).propose(np.random.default_rng(i))
+                                       for i, (c, m) in enumerate(zip(copies, masks, strict=True))))
+        return lp, draws
+
+    lp, draws = asyncio.run(go())
+    for mask, (tok, weight) in zip(masks, draws, strict=True):
+        if mask is None:
+            assert weight == 0.0
+        else:
+            assert tok.id in mask and math.isclose(weight, log_mass(lp, mask), abs_tol=1e-4)
