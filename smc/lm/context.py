@@ -324,7 +324,7 @@ class ChunkDist(Distribution):
         ctx = self.ctx
         bad = None if self.allow_eos else ctx.lm.masks.eos.array
         if ctx._allowed is not None:
-            bad = ~ctx._allowed.array if bad is None else (bad | ~ctx._allowed.array)
+            bad = ctx._allowed.excluded if bad is None else (bad | ctx._allowed.excluded)
         return bad
 
     async def _generate(self, rng) -> Chunk:

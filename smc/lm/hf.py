@@ -38,7 +38,7 @@ from .kv import (
     upload,
 )
 from .sampling import draw_tokens
-from .vocab import Vocabulary
+from .vocab import Vocabulary, log_indicator
 
 LOG_MASK_CACHE = 16  # device copies of recently used token masks
 EXTRA_EOS_TOKENS = ("<|endoftext|>", "<|eot_id|>", "<|end|>", "</s>")
@@ -352,7 +352,7 @@ class TransformersLM(TokenizerText, LanguageModel):
         if hit is None:
             host = np.zeros(vocab, dtype=np.float32)
             bad = np.asarray(excluded, dtype=bool)[:vocab]
-            host[: len(bad)][bad] = -np.inf
+            host[: len(bad)] = log_indicator(~bad)
             hit = (excluded, upload(torch.from_numpy(host)[None], self.device))
         if isinstance(excluded, np.ndarray) and not excluded.flags.writeable:
             self._log_masks[key] = hit
