@@ -40,8 +40,7 @@ print(lm.name, "with", lm.vocab.size, "tokens")
 #
 # Each step observes the event "the next token is in the mask": this multiplies the particle's
 # weight by the probability the LM gives to allowed tokens, and restricts the next token to them.
-# Then it samples that token. (`await self.sample(self.ctx.next_token(self.allowed))` does both in
-# one call, and on a GPU draws the token on the device.) A particle whose LM badly wants an "e" gets a small weight and
+# Then it samples that token (section 1b does both in one call). A particle whose LM badly wants an "e" gets a small weight and
 # tends to be dropped at the next resampling: that is SMC steering the text.
 
 # %%
@@ -76,6 +75,26 @@ assert best is not None and "e" not in best.lower()
 print("answer:", best)
 print("effective sample size per step:", [round(e, 1) for e in result.ess_history])
 print("resampled", result.n_resamples, "times; log_ml =", round(result.log_ml, 2))
+
+# %% [markdown]
+# ### 1b. The same step in one call
+#
+# `ctx.next_token(mask)` is the next token restricted to `mask`: sampling it draws inside the mask
+# and multiplies the weight by `P(allowed)`, exactly what the observe-then-sample pair above does.
+# Only the token comes back from the model, so on a GPU the draw stays on the device instead of
+# copying a vocabulary of probabilities to the host for every particle and token.
+
+# %%
+class NoEOneCall(NoE):
+    async def step(self):
+        token = await self.sample(self.ctx.next_token(self.allowed))  # weight *= P(allowed)
+        if token.is_eos or self.ctx.text.rstrip().endswith((".", "!", "?")):
+            self.finish(self.ctx.text.strip())
+
+
+one_call = smc(NoEOneCall(lm, prompt), N_PARTICLES, seed=0)
+assert one_call.best is not None and "e" not in one_call.best.lower()
+print("one call:", one_call.best, "| log_ml =", round(one_call.log_ml, 2))
 
 # %% [markdown]
 # `record=True` kept a trace of every step. Save it and open it as an HTML page with
