@@ -116,3 +116,12 @@ def test_one_batch_mixing_masks_and_no_mask_weights_each_row_by_its_own_mask(lm)
             assert weight == 0.0
         else:
             assert tok.id in mask and math.isclose(weight, log_mass(lp, mask), abs_tol=1e-4)
+
+
+def test_masks_that_are_not_token_masks_of_this_vocabulary_get_clear_errors(lm):
+    ctx = LMContext(lm, PROMPT)
+    for use in (ctx.next_token, ctx.mask_dist, ctx.restrict):
+        with pytest.raises(TypeError, match="lm.masks"):
+            use([1, 2, 3])
+        with pytest.raises(ValueError, match="vocabulary has"):
+            use(TokenMask("short", np.ones(10, dtype=bool)))

@@ -148,10 +148,10 @@ class LMContext:
 
     # ----- distributions -----------------------------------------------------------------------
     def next_token(self, mask: TokenMask | None = None) -> NextToken:
-        return NextToken(self, mask)
+        return NextToken(self, None if mask is None else self._checked(mask))
 
     def mask_dist(self, mask: TokenMask) -> MaskEvent:
-        return MaskEvent(self, mask)
+        return MaskEvent(self, self._checked(mask))
 
     def chunk(
         self,
@@ -175,6 +175,7 @@ class LMContext:
     def restrict(self, mask: TokenMask) -> None:
         """Limit the next token to ``mask`` (intersected with any pending restriction), unweighted."""
         self._check_open()
+        mask = self._checked(mask)
         self._allowed = mask if self._allowed is None else (self._allowed & mask)
         self._restricted = None
 
@@ -213,6 +214,20 @@ class LMContext:
                 lps.append(float((await self.next_logprobs())[ids[-1]]))
             self.append_token(ids[-1])
         return np.array(lps)
+
+    def _checked(self, mask: TokenMask) -> TokenMask:
+        """``mask``, if it is a `TokenMask` over this LM's vocabulary; otherwise a clear error."""
+        if not isinstance(mask, TokenMask):
+            raise TypeError(
+                f"a token mask must be a TokenMask, got {type(mask).__name__}: use lm.masks (e.g. "
+                "lm.masks.without('e')) or TokenMask(name, bool_array_over_the_vocabulary)"
+            )
+        if len(mask.array) != self.lm.vocab.size:
+            raise ValueError(
+                f"{mask!r} covers {len(mask.array)} ids but {self.lm.name}'s vocabulary has "
+                f"{self.lm.vocab.size}: build it from this LM's lm.masks"
+            )
+        return mask
 
     def _check_open(self) -> None:
         if self.ended:
