@@ -89,11 +89,12 @@ class SharedModel:
         return 2 * cfg.num_hidden_layers * heads * head_dim * itemsize
 
 
-def load_shared(device: str | None = None) -> SharedModel:
-    """Load the bundled model on ``device`` (default: CUDA if available, else CPU)."""
+def load_shared(device: str | None = None, dtype: str = "auto") -> SharedModel:
+    """Load the bundled model on ``device`` (default: CUDA if available, else CPU) in ``dtype``
+    (`load_lm`'s choices; "auto": float32 on CPU, bfloat16 on CUDA)."""
     from selfsteer.smc import load_lm
 
-    lm = load_lm(backend="transformers", device=device)
+    lm = load_lm(backend="transformers", device=device, dtype=dtype)
     return SharedModel(lm, str(lm.device))
 
 

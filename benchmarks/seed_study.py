@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tokens", type=int, default=None, help="override the task's token budget")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
+                   help="the shared model's precision, for every system (default auto: float32 on CPU)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = p.parse_args(argv)
     a.argv = list(sys.argv[1:] if argv is None else argv)
@@ -97,7 +99,7 @@ def comparison(runs: list[dict], base: str, other: str) -> dict[str, Any]:
 
 def run_study(args: argparse.Namespace, shared: SharedModel | None = None) -> dict[str, Any]:
     threads = set_threads(args.threads)
-    shared = shared or load_shared(args.device)
+    shared = shared or load_shared(args.device, args.dtype)
     task: Task = TASKS[args.task]()
     task = task.resized(n_particles=args.particles, max_tokens=args.tokens)
     runners, missing = make_runners(args.systems, shared)
@@ -118,6 +120,7 @@ def run_study(args: argparse.Namespace, shared: SharedModel | None = None) -> di
         "started": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
         "duration_s": time.time() - started,
         "machine": machine_description(threads, shared.device),
+        "dtype": str(shared.model.dtype).removeprefix("torch."),
         "task": task.to_dict(),
         "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
         "summary": {name: system_summary(recs) for name, recs in by_system.items()},
@@ -129,7 +132,8 @@ def run_study(args: argparse.Namespace, shared: SharedModel | None = None) -> di
 
 def render(study: dict[str, Any]) -> str:
     t = study["task"]
-    lines = [f"{t['name']}: N={t['n_particles']}, up to {t['max_tokens']} tokens, {len(study['seeds'])} seeds",
+    lines = [f"{t['name']}: N={t['n_particles']}, up to {t['max_tokens']} tokens, {len(study['seeds'])} seeds, "
+             f"{study.get('dtype', 'float32')}",
              "", "| system | wall median s | wall mean s | CPU mean s | forwards mean | forwards median | ms per forward | valid |",
              "|---|---|---|---|---|---|---|---|"]
     for name, s in study["summary"].items():
@@ -147,7 +151,9 @@ def render(study: dict[str, Any]) -> str:
 
 
 def write(study: dict[str, Any], out: Path) -> list[Path]:
-    return save_report(study, out, f"seed_study_{study['task']['name']}", plot_seed_study)
+    dtype = study.get("dtype", "float32")
+    suffix = "" if dtype == "float32" else f"_{dtype}"
+    return save_report(study, out, f"seed_study_{study['task']['name']}{suffix}", plot_seed_study)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -84,6 +84,10 @@ def test_tiny_seed_study_pairs_seeds_and_writes_files(shared, tmp_path):
     assert json.loads(paths[0].read_text())["task"]["n_particles"] == 2
     assert paths[1].read_bytes()[:4] == b"\x89PNG"
     assert "| generate |" in seed_study.render(study)
+    assert study["dtype"] == "float32" and "float32" in seed_study.render(study)
+    bf16 = {**study, "dtype": "bfloat16"}  # a --dtype bfloat16 study keeps its own files
+    assert [p.name for p in seed_study.write(bf16, tmp_path)] == ["seed_study_no_e_bfloat16.json", "seed_study_no_e_bfloat16.png"]
+    assert seed_study.parse_args(["--dtype", "bfloat16"]).dtype == "bfloat16"
 
 
 def test_foundation_target_notes_the_paired_interval():
