@@ -93,6 +93,21 @@ def test_next_token_logprobs_match_transformers(vlm, lm, temperature):
     assert abs(np.logaddexp.reduce(ours.next_logprobs.astype(np.float64))) < TOL
 
 
+def test_feeds_ask_for_flat_logprobs_which_hold_what_the_list_format_holds(vlm, standin):
+    from selfsteer.smc.lm.base import FeedRequest
+
+    ids = vlm.prompt_ids("The cat sat on the")
+    [(prompt, params)] = vlm._vllm_requests(FeedRequest(None, ids, 1.0, want_token_logprobs=False))
+    assert params.flat_logprobs and params.logprobs == vlm.n_logits  # no Logprob object per entry
+    listed = standin.SamplingParams(max_tokens=2, seed=3, logprobs=5, prompt_logprobs=2)
+    flat = standin.SamplingParams(max_tokens=2, seed=3, logprobs=5, prompt_logprobs=2, flat_logprobs=True)
+    a, b = (vlm.llm.generate([standin.inputs.TokensPrompt(prompt_token_ids=ids)], p)[0] for p in (listed, flat))
+    assert isinstance(b.outputs[0].logprobs, standin.FlatLogprobs) and isinstance(a.outputs[0].logprobs, list)
+    assert list(b.outputs[0].logprobs) == a.outputs[0].logprobs and len(b.outputs[0].logprobs) == 2
+    assert b.prompt_logprobs[0] == {} and a.prompt_logprobs[0] is None  # as in vLLM: no entries for the first
+    assert [b.prompt_logprobs[j] for j in range(1, len(ids))] == a.prompt_logprobs[1:]
+
+
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_fed_tokens_logprobs_match_transformers(vlm, lm, temperature):
     prompt, text = lm.prompt_ids(CHAT), lm.encode("Apple, banana, cherry.")

@@ -18,6 +18,8 @@ KV cache, no batching), and follows vLLM's semantics, not selfsteer's:
   the token that completed the earliest-ending stop string, and ``text`` is cut after it
   (``include_stop_str_in_output``) or before it.
 - A request with a ``seed`` draws from its own generator; others share one seeded by ``LLM(seed)``.
+- ``flat_logprobs=True`` returns sample and prompt log-probs as a `FlatLogprobs` (vLLM's
+  ``vllm.logprobs.FlatLogprobs``: parallel lists plus per-position start and end indices).
 
 Read from vLLM 0.33.0 (its PyPI wheel): sampling_params.py, outputs.py, logprobs.py,
 inputs/llm.py, entrypoints/llm.py, config/model.py, v1/engine/{detokenizer,output_processor,
@@ -30,7 +32,7 @@ every other sampling parameter (passing one raises TypeError).
 from __future__ import annotations
 
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, TypedDict
 
@@ -54,12 +56,45 @@ class Logprob:
 
 
 @dataclass
+class FlatLogprobs:
+    """vLLM's flat log-prob container (``SamplingParams(flat_logprobs=True)``): every position's
+    entries in four parallel lists, position i spanning ``start_indices[i]:end_indices[i]``;
+    indexing a position gives the ``{token_id: Logprob}`` dict the list format would hold."""
+
+    start_indices: list[int] = field(default_factory=list)
+    end_indices: list[int] = field(default_factory=list)
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    ranks: list[int | None] = field(default_factory=list)
+    decoded_tokens: list[str | None] = field(default_factory=list)
+
+    def append(self, position: dict[int, Logprob] | None) -> None:
+        self.start_indices.append(len(self.logprobs))
+        for token_id, lp in (position or {}).items():
+            self.token_ids.append(token_id)
+            self.logprobs.append(lp.logprob)
+            self.ranks.append(lp.rank)
+            self.decoded_tokens.append(lp.decoded_token)
+        self.end_indices.append(len(self.logprobs))
+
+    def __len__(self) -> int:
+        return len(self.start_indices)
+
+    def __getitem__(self, position: int) -> dict[int, Logprob]:
+        span = range(self.start_indices[position], self.end_indices[position])
+        return {self.token_ids[i]: Logprob(self.logprobs[i], self.ranks[i], self.decoded_tokens[i]) for i in span}
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+@dataclass
 class CompletionOutput:
     index: int
     text: str
     token_ids: list[int]
     cumulative_logprob: float | None
-    logprobs: list[dict[int, Logprob]] | None
+    logprobs: list[dict[int, Logprob]] | FlatLogprobs | None
     finish_reason: str | None = None
     stop_reason: int | str | None = None
 
@@ -67,7 +102,7 @@ class CompletionOutput:
 @dataclass
 class RequestOutput:
     prompt_token_ids: list[int]
-    prompt_logprobs: list[dict[int, Logprob] | None] | None
+    prompt_logprobs: list[dict[int, Logprob] | None] | FlatLogprobs | None
     outputs: list[CompletionOutput]
 
 
@@ -82,6 +117,7 @@ class SamplingParams:
     prompt_logprobs: int | None = None
     detokenize: bool = True
     include_stop_str_in_output: bool = False
+    flat_logprobs: bool = False
 
     def __post_init__(self):
         if not 0.0 <= self.temperature <= 2.0:
@@ -178,14 +214,14 @@ class LLM:
         prompt_lps = None
         if sp.prompt_logprobs is not None:  # raw, whatever the temperature or logprobs_mode
             raw = torch.log_softmax(logits, -1)
-            prompt_lps = [None] + [
-                self._logprobs(raw[j - 1], ids[j], sp.prompt_logprobs, sp)
-                for j in range(1, len(ids))
-            ]
+            prompt_lps = FlatLogprobs() if sp.flat_logprobs else []
+            for j in range(len(ids)):  # the first position has none
+                prompt_lps.append(self._logprobs(raw[j - 1], ids[j], sp.prompt_logprobs, sp) if j else None)
         gen_eos = config.try_get_generation_config().get("eos_token_id", [])
         eos = {self.tokenizer.eos_token_id, *([gen_eos] if isinstance(gen_eos, int) else gen_eos)}
         scored = sp.logprobs is not None
-        out = CompletionOutput(0, "", [], 0.0 if scored else None, [] if scored else None)
+        container = FlatLogprobs() if sp.flat_logprobs else []
+        out = CompletionOutput(0, "", [], 0.0 if scored else None, container if scored else None)
         last = logits[-1]
         while out.finish_reason is None:
             greedy = sp.temperature < 1e-5
