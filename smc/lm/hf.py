@@ -15,6 +15,7 @@ mask events, constrained spans), the next-token log-distributions in one copy.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -262,7 +263,7 @@ class TransformersLM(TokenizerText, LanguageModel):
 
     def _issue(self, block: Block, row: int) -> Handle:
         h = Handle(block.prefix, block, row, block.lengths[row])
-        block.owners[row] = h
+        block.owners[row] = weakref.ref(h)
         return h
 
     def _feed_group(self, batch: list[FeedRequest]) -> list[FeedResult]:

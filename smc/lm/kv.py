@@ -14,7 +14,10 @@ pieces:
   row's first ``length`` valid columns, so a row extended later for another holder of the same
   row never changes what an earlier handle reads.
 
-Ownership gives copy-on-write: each row records the last handle issued for it (its owner). A
+Ownership gives copy-on-write: each row records the last handle issued for it (its owner), by
+weak reference, so that a block and its handles never form a reference cycle: a block nobody
+holds a handle to is freed at once by reference counting (a cycle would keep its buffers, on a
+GPU its device memory, until Python's cycle collector happened to run). A
 batch whose handles own exactly the rows of one block, in order, is extended in place. Anything
 else (a resampled population with repeated or reordered rows, a subset, several blocks, copies of
 a context) is first gathered into a new, compacted block with one index-select per layer, and
@@ -23,6 +26,7 @@ only then extended. Resampling therefore reorders caches by index, never recompu
 
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,7 +70,10 @@ class Handle:
     def owns_row(self) -> bool:
         """The last handle issued for its row, which holds nothing past it: safe to extend in place."""
         b = self.block
-        return b is not None and b.owners[self.row] is self and b.lengths[self.row] == self.length
+        if b is None:
+            return False
+        owner = b.owners[self.row]
+        return owner is not None and owner() is self and b.lengths[self.row] == self.length
 
 
 @dataclass(eq=False)
@@ -79,7 +86,7 @@ class Block:
     valid: torch.Tensor  # (rows, capacity) bool
     width: int = 0  # columns written so far (the next write starts here)
     lengths: list[int] = field(default_factory=list)  # valid columns per row, kept on the host
-    owners: list[Handle | None] = field(default_factory=list)
+    owners: list[weakref.ref[Handle] | None] = field(default_factory=list)  # the last handle issued per row
     split_prefix: bool = False  # True: layers return only own keys; attention reads the prefix itself
     _prefix_cat: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
 
