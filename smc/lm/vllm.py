@@ -6,10 +6,10 @@ requests becomes one ``generate`` call:
 - ``feed``: a ``max_tokens=1`` request at temperature 1 with the whole vocabulary's log-probs
   in vLLM's flat format (``flat_logprobs``: a few lists instead of one ``Logprob`` object per
   vocabulary entry, which cost vLLM's output processor about 40 ms per row at a 49k vocabulary
-  against 5 ms), tempered here (vLLM samples only at temperatures in [0, 2] and raises those below 0.01). The
-  fed tokens' log-probs come from ``prompt_logprobs``, which vLLM never tempers; at another
-  temperature they come from one extra request per fed prefix instead (cheap with prefix
-  caching, but each returns a whole vocabulary of log-probs).
+  against 5 ms), tempered here (vLLM samples only at temperatures in [0, 2] and raises those
+  below 0.01). The fed tokens' log-probs come from ``prompt_logprobs``, which vLLM never
+  tempers; at another temperature they come from one extra request per fed prefix instead
+  (cheap with prefix caching, but each returns a whole vocabulary of log-probs).
 - ``generate``: native sampling with stop strings, our EOS ids as stop tokens, per-request seeds
   and the sampled tokens' tempered log-probs (``logprobs_mode="processed_logprobs"``), then cut
   at the first stopping point of our `StopRule` (vLLM matches stop strings on detokenized text
@@ -20,10 +20,9 @@ requests becomes one ``generate`` call:
   ``tensor_parallel_size``.
 
 Status: written against vLLM's public API as of 0.33 (the extra asks for >= 0.12, the first with
-``flat_logprobs``). Here (no
-GPU) it is tested only against a stand-in of that API backed by the bundled model
-(``tests/vllm_standin.py``), never against vLLM itself; ``tests/test_vllm.py`` runs where vLLM
-imports and CUDA is present.
+``flat_logprobs``). Here (no GPU) it is tested only against a stand-in of that API backed by the
+bundled model (``tests/vllm_standin.py``), never against vLLM itself; ``tests/test_vllm.py`` runs
+where vLLM imports and CUDA is present.
 """
 
 from __future__ import annotations

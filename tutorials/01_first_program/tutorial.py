@@ -40,8 +40,9 @@ print(lm.name, "with", lm.vocab.size, "tokens")
 #
 # Each step observes the event "the next token is in the mask": this multiplies the particle's
 # weight by the probability the LM gives to allowed tokens, and restricts the next token to them.
-# Then it samples that token (section 1b does both in one call). A particle whose LM badly wants an "e" gets a small weight and
-# tends to be dropped at the next resampling: that is SMC steering the text.
+# Then it samples that token (section 1b does both in one call). A particle whose LM badly wants
+# an "e" gets a small weight and tends to be dropped at the next resampling: that is SMC steering
+# the text.
 
 # %%
 class NoE(Model):
