@@ -152,3 +152,27 @@ def plot_forward_overhead(report: dict[str, Any], path: Path) -> Path:
     _log2_x(axes, "batch (rows)")
     fig.suptitle(f"one decoding step, {report['prompt_tokens']}-token shared prompt + {report['context']} own tokens per row")
     return _save(fig, path)
+
+
+def plot_gpu_throughput(summary: dict[str, Any], path: Path) -> Path:
+    """Tokens/s, throughput over ``generate``'s and (on CUDA) peak memory against particles."""
+    runs = summary["runs"]
+    ns = [r["n_particles"] for r in runs]
+    memory = runs[0]["systems"]["generate"]["peak_memory_gib"] is not None
+    fig, axes = plt.subplots(1, 3 if memory else 2, figsize=(15 if memory else 10, 4.5))
+    for system in runs[0]["systems"]:
+        color, marker = _style(system)
+        per_n = [r["systems"][system] for r in runs]
+        axes[0].plot(ns, [s["tokens_per_s"] for s in per_n], marker=marker, color=color, label=system)
+        if system != "generate":
+            axes[1].plot(ns, [r["ratios_vs_generate"][system] for r in runs], marker=marker, color=color, label=system)
+        if memory:
+            axes[2].plot(ns, [s["peak_memory_gib"] for s in per_n], marker=marker, color=color, label=system)
+    axes[1].axhline(0.8, linestyle="--", color="tab:red", label="target at N=64")
+    title = f"{summary['device_name']}, {summary['config']} {summary['dtype']}, T={summary['max_tokens']}"
+    for ax, ylabel in zip(axes, ("tokens / s", "throughput / generate's", "peak allocated GiB"), strict=False):
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=9)
+    axes[0].set_yscale("log")
+    _log2_x(axes, "particles N")
+    return _save(fig, path)

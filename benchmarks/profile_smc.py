@@ -6,9 +6,12 @@ attention, selfsteer's KV bookkeeping, batching, sampling, the engine's own Pyth
 top functions by own time.
 
 ``--model tiny --task free --particles 64`` profiles the free task on the few-MB random Llama of
-`benchmarks.gpu_throughput` instead of the bundled model. The line "host work" is the run minus
-the work a GPU would do (the forward pass, the device's token draws and the log-softmax of fed
-rows), per particle and token: what a GPU cannot hide.
+`benchmarks.gpu_throughput` instead of the bundled model; ``--model llama-1b --device cuda`` on
+its 1.1B one on a GPU (bfloat16), where the forward pass's line is the host's time launching it
+and the device's own time shows as the draws' wait for their read-back. ``--system`` profiles
+``selfsteer-chunk`` or ``generate`` instead. The line "host work" is the run minus the work a GPU
+would do (the forward pass, the device's token draws and the log-softmax of fed rows), per
+particle and token: what a GPU cannot hide.
 """
 
 from __future__ import annotations
@@ -79,12 +82,16 @@ def device_seconds(stats: pstats.Stats) -> float:
     )
 
 
-def shared_model(model: str) -> SharedModel:
+def shared_model(model: str, device: str = "cpu", tokenizer: str | None = None) -> SharedModel:
+    """The bundled model, or a random-weight one of `benchmarks.gpu_throughput` ("tiny",
+    "llama-1b") on ``device`` (bfloat16 on CUDA, float32 elsewhere)."""
     if model == "bundled":
         return load_shared()
     from .gpu_throughput import build_lm
 
-    return SharedModel(build_lm("tiny", "cpu", torch.float32), "cpu")
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    lm = build_lm(model, device, dtype, tokenizer)
+    return SharedModel(lm, str(lm.device))
 
 
 @dataclass
@@ -110,12 +117,13 @@ class Profile:
 
 
 def profile(task_name: str, *, model: str, particles: int | None, tokens: int | None, threads: int,
-            seed: int, top: int) -> Profile:
+            seed: int, top: int, system: str = "selfsteer", device: str = "cpu",
+            tokenizer: str | None = None) -> Profile:
     set_threads(threads)
-    shared = shared_model(model)
+    shared = shared_model(model, device, tokenizer)
     task = no_e_task(FULL.no_e_particles, FULL.no_e_tokens) if task_name == "no_e" else free_task(FULL.free_particles, FULL.free_tokens)
     task = task.resized(n_particles=particles or task.n_particles, max_tokens=tokens or task.max_tokens)
-    runner = RUNNERS["selfsteer"](shared)
+    runner = RUNNERS[system](shared)
     runner.run(task.resized(n_particles=1, max_tokens=2), seed)  # warm-up
     prof = cProfile.Profile()
     prof.enable()
@@ -125,8 +133,8 @@ def profile(task_name: str, *, model: str, particles: int | None, tokens: int | 
     buf = io.StringIO()
     pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(top)
     return Profile(
-        title=f"selfsteer on {task.name} ({model} model): N={task.n_particles}, up to {task.max_tokens} tokens, "
-        f"{threads} thread(s)",
+        title=f"{system} on {task.name} ({model} model, {shared.device}): N={task.n_particles}, "
+        f"up to {task.max_tokens} tokens, {threads} thread(s)",
         record=record,
         parts={label: cumulative(stats, suffix, name) for label, suffix, name in PARTS},
         host_s=record.wall_s - device_seconds(stats),
@@ -137,7 +145,10 @@ def profile(task_name: str, *, model: str, particles: int | None, tokens: int | 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.profile_smc", description=__doc__.splitlines()[0])
     p.add_argument("--task", choices=("no_e", "free"), default="no_e")
-    p.add_argument("--model", choices=("bundled", "tiny"), default="bundled")
+    p.add_argument("--model", choices=("bundled", "tiny", "llama-1b"), default="bundled")
+    p.add_argument("--system", choices=("selfsteer", "selfsteer-chunk", "generate"), default="selfsteer")
+    p.add_argument("--device", default="cpu", help="for the random-weight models (bfloat16 on CUDA)")
+    p.add_argument("--tokenizer", default=None, help="a tokenizer directory for the random-weight models")
     p.add_argument("--particles", type=int, default=None, help="default: the task's full size")
     p.add_argument("--tokens", type=int, default=None, help="default: the task's full size")
     p.add_argument("--threads", type=int, default=1)
@@ -145,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=25)
     a = p.parse_args(argv)
     print(profile(a.task, model=a.model, particles=a.particles, tokens=a.tokens, threads=a.threads,
-                  seed=a.seed, top=a.top).report())
+                  seed=a.seed, top=a.top, system=a.system, device=a.device, tokenizer=a.tokenizer).report())
     return 0
 
 

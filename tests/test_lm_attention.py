@@ -88,3 +88,19 @@ def test_bfloat16_inputs_are_attended_in_float32_and_returned_in_bfloat16():
     assert out.dtype == torch.bfloat16
     expected = reference(query, key, value, mask, pk, pv, 8**-0.5)
     torch.testing.assert_close(out.double(), expected, atol=1e-2, rtol=1e-2)  # bf16 rounding of the output only
+
+
+def test_which_forwards_split_the_prompt_off(monkeypatch):
+    """The two-part attention serves every multi-row forward on the CPU; on CUDA only a prompt
+    whose per-layer copies for all rows would pass ``copy_prefix_bytes`` (the device is faked:
+    the rule reads only the device's type and the model's key shape)."""
+    from tiny_lm import tiny_lm
+
+    lm = tiny_lm(seed=1)  # 2 KV heads of 16 dims, float32: 256 bytes of keys and values per position
+    assert [lm._split_prefix(rows, 40) for rows in (1, 2, 64)] == [False, True, True]
+    monkeypatch.setattr(lm, "device", torch.device("cuda"))
+    lm.copy_prefix_bytes = 64 * 40 * 256
+    assert [lm._split_prefix(64, n) for n in (1, 40, 41)] == [False, False, True]
+    assert not lm._split_prefix(1, 10_000)  # one row: nothing to share
+    lm.shared_prefix_attention = False
+    assert not lm._split_prefix(64, 10_000)

@@ -125,3 +125,27 @@ def test_masks_that_are_not_token_masks_of_this_vocabulary_get_clear_errors(lm):
             use([1, 2, 3])
         with pytest.raises(ValueError, match="vocabulary has"):
             use(TokenMask("short", np.ones(10, dtype=bool)))
+
+
+def test_a_complement_written_in_step_is_one_mask_uploaded_once():
+    """``~m`` is made once per mask: a program that writes ``~lm.masks.eos`` in every step hands
+    the backend the same array every time, so its device copy is built and cached once."""
+    lm = tiny_lm(seed=9)
+    eos = lm.masks.eos
+    assert ~eos is ~eos and ~~eos is eos
+    assert np.array_equal((~eos).array, ~eos.array) and (~eos).name == f"~{eos.name}"
+
+    class NoEos(TextModel):
+        def __init__(self):
+            super().__init__(lm, PROMPT, max_tokens=5)
+
+        async def step(self):
+            await self.next_token(mask=~self.lm.masks.eos)
+            if self.n_tokens >= self.max_tokens:
+                self.finish(self.text)
+
+    for seed in (0, 1):
+        result = smc(NoEos(), 6, seed=seed)
+        assert all(p.n_tokens == 5 for p in result.particles)
+    cached = [array for array, _ in lm._log_masks.values()]
+    assert len(cached) == 1 and cached[0] is (~eos).excluded

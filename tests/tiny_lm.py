@@ -1,12 +1,15 @@
 """A randomly initialised two-layer Llama with the bundled model's tokenizer, for fast training tests.
 
-Built in-process (no hub access): the tokenizer comes from the bundled SmolLM2 conversion cache,
-the weights are random (seeded), so a gradient step takes milliseconds on CPU. The byte
-vocabulary the backend derives from the tokenizer is computed once and reused.
+Built in-process (no hub access): the tokenizer comes from the bundled SmolLM2 conversion cache
+(or the directory ``$SELFSTEER_TEST_TOKENIZER``, on a machine without the bundled model, such as
+a GPU machine the weights cannot travel to), the weights are random (seeded), so a gradient step
+takes milliseconds on CPU. The byte vocabulary the backend derives from the tokenizer is computed
+once and reused.
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,7 +22,8 @@ def bundled_tokenizer():
 
     from selfsteer.smc.lm.loading import bundled_gguf, converted_gguf
 
-    return AutoTokenizer.from_pretrained(converted_gguf(bundled_gguf()))
+    directory = os.environ.get("SELFSTEER_TEST_TOKENIZER") or converted_gguf(bundled_gguf())
+    return AutoTokenizer.from_pretrained(directory)
 
 
 def tiny_model(seed: int = 0, *, hidden: int = 64, layers: int = 2):
@@ -38,18 +42,18 @@ def tiny_model(seed: int = 0, *, hidden: int = 64, layers: int = 2):
 _VOCAB = []
 
 
-def tiny_lm(seed: int = 0):
-    """A `TransformersLM` around a fresh tiny model (same seed -> same weights)."""
+def tiny_lm(seed: int = 0, device: str = "cpu"):
+    """A `TransformersLM` around a fresh tiny model on ``device`` (same seed -> same weights)."""
     import selfsteer.smc.lm.hf as hf
 
     if not _VOCAB:
-        lm = hf.TransformersLM(tiny_model(seed), bundled_tokenizer(), name="tiny-llama")
+        lm = hf.TransformersLM(tiny_model(seed).to(device), bundled_tokenizer(), name="tiny-llama")
         _VOCAB.append(lm.vocab)
         return lm
     original = hf.vocabulary_of
     hf.vocabulary_of = lambda *args, **kwargs: _VOCAB[0]  # the same tokenizer: reuse its vocabulary
     try:
-        return hf.TransformersLM(tiny_model(seed), bundled_tokenizer(), name="tiny-llama")
+        return hf.TransformersLM(tiny_model(seed).to(device), bundled_tokenizer(), name="tiny-llama")
     finally:
         hf.vocabulary_of = original
 

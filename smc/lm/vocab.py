@@ -22,7 +22,7 @@ PUNCTUATION_CHARS = set(string.punctuation) | {"…", "“", "”", "‘", "’"
 class TokenMask:
     """An immutable set of token ids over a vocabulary of ``size`` tokens."""
 
-    __slots__ = ("name", "array", "_ids", "_weights", "_log_weights", "_excluded")
+    __slots__ = ("name", "array", "_ids", "_weights", "_log_weights", "_excluded", "_inverse")
 
     def __init__(self, name: str, array: np.ndarray):
         self.name = name
@@ -32,6 +32,7 @@ class TokenMask:
         self._weights: np.ndarray | None = None
         self._log_weights: np.ndarray | None = None
         self._excluded: np.ndarray | None = None
+        self._inverse: TokenMask | None = None
 
     @property
     def excluded(self) -> np.ndarray:
@@ -77,7 +78,13 @@ class TokenMask:
         return TokenMask(f"({self.name} | {other.name})", self.array | other.array)
 
     def __invert__(self) -> TokenMask:
-        return TokenMask(f"~{self.name}", ~self.array)
+        """The complement, made once: ``~m`` is the same object on every call (and ``~~m is m``),
+        so a mask written ``~lm.masks.eos`` inside ``step`` keeps its cached arrays and the
+        backend's device copy from step to step."""
+        if self._inverse is None:
+            self._inverse = TokenMask(f"~{self.name}", ~self.array)
+            self._inverse._inverse = self
+        return self._inverse
 
     def __repr__(self) -> str:
         return f"TokenMask({self.name}, {len(self)} tokens)"
