@@ -22,7 +22,9 @@ target and the unbiasedness of ``log_ml`` are unchanged. A policy returning zero
 bit-identical to a run without it.
 
 The returned `Result` holds ``log_ml = logmeanexp(final log-weights)``, the log of an unbiased
-estimate of the target's normalising constant.
+estimate of the target's normalising constant. While a run lasts, Python's cycle collector
+skips the objects that existed before it (see `heap`): the model's and libraries' objects are
+never scanned by the collections the run's allocations trigger.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .distributions import ZeroProbability
+from .heap import collect_new_objects_only
 from .model import Model, ParticleDied
 from .resampling import get_resampler
 from .result import Result, Status
@@ -208,43 +211,44 @@ async def smc_async(
     rng = np.random.default_rng(seed)
     trace = Trace("smc", n_particles, {"ess_threshold": ess_threshold, "resampling": resampling}) if record else None
 
-    particles = await start_particles(model, n_particles, rng)
-    ess_history: list[float] = []
-    n_resamples, n_steps, status = 0, 0, Status.COMPLETED
-    bar = tqdm(desc="SMC", unit="step", disable=not progress, leave=False)
-    while any(not p.finished for p in particles):
-        if n_steps >= max_steps:
-            status = Status.STEP_CAP
-            break
-        if deadline is not None and time.monotonic() >= deadline:
-            status = Status.TIMEOUT
-            break
-        completed = await step_particles(particles, deadline)
-        n_steps += 1
-        apply_checks(particles)
-        log_g = consult_reweight(particles, reweight, n_steps) if reweight is not None else None
-        log_w = np.array([p.log_weight for p in particles])
-        current_ess = ess(log_w)
-        ess_history.append(current_ess)
-        if trace is not None:
-            trace.record_step(n_steps, particles, current_ess)
-        bar.update(1)
-        bar.set_postfix(active=sum(not p.finished for p in particles), ess=f"{current_ess:.1f}")
-        if not completed:
-            status = Status.TIMEOUT
-            break
-        if not np.any(np.isfinite(log_w)):
-            status = Status.ALL_DEAD
-            break
-        if all(p.finished for p in particles):
-            break
-        if current_ess < ess_threshold * n_particles:
-            if log_g is not None:
-                apply_potentials(particles, log_g)
-            particles, ancestors = resample(particles, rng, resampling)
-            n_resamples += 1
+    with collect_new_objects_only():
+        particles = await start_particles(model, n_particles, rng)
+        ess_history: list[float] = []
+        n_resamples, n_steps, status = 0, 0, Status.COMPLETED
+        bar = tqdm(desc="SMC", unit="step", disable=not progress, leave=False)
+        while any(not p.finished for p in particles):
+            if n_steps >= max_steps:
+                status = Status.STEP_CAP
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                status = Status.TIMEOUT
+                break
+            completed = await step_particles(particles, deadline)
+            n_steps += 1
+            apply_checks(particles)
+            log_g = consult_reweight(particles, reweight, n_steps) if reweight is not None else None
+            log_w = np.array([p.log_weight for p in particles])
+            current_ess = ess(log_w)
+            ess_history.append(current_ess)
             if trace is not None:
-                trace.record_resample(list(ancestors))
+                trace.record_step(n_steps, particles, current_ess)
+            bar.update(1)
+            bar.set_postfix(active=sum(not p.finished for p in particles), ess=f"{current_ess:.1f}")
+            if not completed:
+                status = Status.TIMEOUT
+                break
+            if not np.any(np.isfinite(log_w)):
+                status = Status.ALL_DEAD
+                break
+            if all(p.finished for p in particles):
+                break
+            if current_ess < ess_threshold * n_particles:
+                if log_g is not None:
+                    apply_potentials(particles, log_g)
+                particles, ancestors = resample(particles, rng, resampling)
+                n_resamples += 1
+                if trace is not None:
+                    trace.record_resample(list(ancestors))
     bar.close()
     return finish_run(particles, status, n_steps, ess_history, n_resamples, started, trace, "smc", seed)
 

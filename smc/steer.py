@@ -17,6 +17,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
+from .heap import collect_new_objects_only
 from .inference import (
     apply_checks,
     finish_run,
@@ -87,49 +88,50 @@ async def smc_steer_async(
     deadline = started + time_limit if time_limit is not None else None
     rng = np.random.default_rng(seed)
     trace = Trace("smc_steer", n_particles, {"n_beam": n_beam}) if record else None
-    particles = await start_particles(model, n_particles, rng)
-    ess_history: list[float] = []
-    n_steps, status = 0, Status.COMPLETED
-    bar = tqdm(desc="SMC-steer", unit="step", disable=not progress, leave=False)
-    while any(not p.finished for p in particles):
-        if n_steps >= max_steps:
-            status = Status.STEP_CAP
-            break
-        if deadline is not None and time.monotonic() >= deadline:
-            status = Status.TIMEOUT
-            break
-        m = len(particles)
-        pool: list[Model] = []
-        for p in particles:
-            if p.finished:
-                pool.append(p)
-            else:
-                pool.extend([p] + [p.clone() for _ in range(n_beam - 1)])
-        for p in pool:
-            if not p.finished:
-                p.log_weight -= math.log(n_beam)
-            p.log_weight += math.log(len(pool) / m)
-        reseed(pool, rng)
-        completed = await step_particles(pool, deadline)
-        n_steps += 1
-        apply_checks(pool)
-        log_w = np.array([p.log_weight for p in pool])
-        ess_history.append(ess(log_w))
-        if trace is not None:
-            trace.record_step(n_steps, pool, ess_history[-1])
-        bar.update(1)
-        if not completed:
-            particles, status = pool, Status.TIMEOUT
-            break
-        if not np.any(np.isfinite(log_w)):
-            particles, status = pool, Status.ALL_DEAD
-            break
-        indices, new_log_w = optimal_resample(rng, np.array([p.log_weight for p in pool]), n_particles)
-        particles = [pool[i] for i in indices]
-        for p, lw in zip(particles, new_log_w, strict=True):
-            p.log_weight = float(lw)
-        if trace is not None:
-            trace.record_resample(list(indices))
+    with collect_new_objects_only():
+        particles = await start_particles(model, n_particles, rng)
+        ess_history: list[float] = []
+        n_steps, status = 0, Status.COMPLETED
+        bar = tqdm(desc="SMC-steer", unit="step", disable=not progress, leave=False)
+        while any(not p.finished for p in particles):
+            if n_steps >= max_steps:
+                status = Status.STEP_CAP
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                status = Status.TIMEOUT
+                break
+            m = len(particles)
+            pool: list[Model] = []
+            for p in particles:
+                if p.finished:
+                    pool.append(p)
+                else:
+                    pool.extend([p] + [p.clone() for _ in range(n_beam - 1)])
+            for p in pool:
+                if not p.finished:
+                    p.log_weight -= math.log(n_beam)
+                p.log_weight += math.log(len(pool) / m)
+            reseed(pool, rng)
+            completed = await step_particles(pool, deadline)
+            n_steps += 1
+            apply_checks(pool)
+            log_w = np.array([p.log_weight for p in pool])
+            ess_history.append(ess(log_w))
+            if trace is not None:
+                trace.record_step(n_steps, pool, ess_history[-1])
+            bar.update(1)
+            if not completed:
+                particles, status = pool, Status.TIMEOUT
+                break
+            if not np.any(np.isfinite(log_w)):
+                particles, status = pool, Status.ALL_DEAD
+                break
+            indices, new_log_w = optimal_resample(rng, np.array([p.log_weight for p in pool]), n_particles)
+            particles = [pool[i] for i in indices]
+            for p, lw in zip(particles, new_log_w, strict=True):
+                p.log_weight = float(lw)
+            if trace is not None:
+                trace.record_resample(list(indices))
     bar.close()
     return finish_run(particles, status, n_steps, ess_history, 0, started, trace, "smc_steer", seed)
 
