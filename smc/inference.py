@@ -116,6 +116,15 @@ def apply_checks(particles: Sequence[Model]) -> None:
                 p.log_weight = -math.inf
 
 
+def stop_before_step(n_steps: int, max_steps: int, deadline: float | None) -> Status | None:
+    """`Status.STEP_CAP` or `Status.TIMEOUT` when a run must stop before its next step, else None."""
+    if n_steps >= max_steps:
+        return Status.STEP_CAP
+    if deadline is not None and time.monotonic() >= deadline:
+        return Status.TIMEOUT
+    return None
+
+
 async def step_particles(particles: Sequence[Model], deadline: float | None) -> bool:
     """Step all unfinished particles concurrently; False if the deadline cut the step short."""
     active = [p for p in particles if not p.finished]
@@ -217,11 +226,8 @@ async def smc_async(
         n_resamples, n_steps, status = 0, 0, Status.COMPLETED
         bar = tqdm(desc="SMC", unit="step", disable=not progress, leave=False)
         while any(not p.finished for p in particles):
-            if n_steps >= max_steps:
-                status = Status.STEP_CAP
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                status = Status.TIMEOUT
+            if (stop := stop_before_step(n_steps, max_steps, deadline)) is not None:
+                status = stop
                 break
             completed = await step_particles(particles, deadline)
             n_steps += 1

@@ -25,6 +25,7 @@ from .inference import (
     run_sync,
     start_particles,
     step_particles,
+    stop_before_step,
     validate_program,
     validate_settings,
 )
@@ -94,11 +95,8 @@ async def smc_steer_async(
         n_steps, status = 0, Status.COMPLETED
         bar = tqdm(desc="SMC-steer", unit="step", disable=not progress, leave=False)
         while any(not p.finished for p in particles):
-            if n_steps >= max_steps:
-                status = Status.STEP_CAP
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                status = Status.TIMEOUT
+            if (stop := stop_before_step(n_steps, max_steps, deadline)) is not None:
+                status = stop
                 break
             m = len(particles)
             pool: list[Model] = []
