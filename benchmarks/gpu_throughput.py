@@ -102,26 +102,31 @@ def measure(runner: Runner, task: Task, device: torch.device, repeats: int) -> d
     }
 
 
-def make_task(lm: TransformersLM, n: int, tokens: int, prompt_tokens: int) -> Task:
+def make_task(shared: SharedModel, tokens: int, prompt_tokens: int) -> Task:
+    """The free task (its particle count is set per N), after a long prompt if ``prompt_tokens``."""
     if not prompt_tokens:
-        return free_task(n, tokens)
-    prompt = long_prompt(lambda text: len(lm.encode(text)), prompt_tokens)
-    return free_task(n, tokens, prompt=prompt, name=f"free-{prompt_tokens}")
+        return free_task(max_tokens=tokens)
+    prompt = long_prompt(shared.count_tokens, prompt_tokens)
+    return free_task(max_tokens=tokens, prompt=prompt, name=f"free-{prompt_tokens}")
+
+
+def auto_dtype(device: str) -> str:
+    """The dtype "auto" means: bfloat16 on CUDA, float32 elsewhere (as `load_lm`)."""
+    return "bfloat16" if device.startswith("cuda") else "float32"
 
 
 def run(args: argparse.Namespace) -> None:
     """Measure every N of ``--particles``; the JSON, plot and table are written after each N, so a
     run cut short keeps what it measured."""
-    dtype_name = args.dtype
-    if dtype_name == "auto":
-        dtype_name = "bfloat16" if args.device.startswith("cuda") else "float32"
+    dtype_name = auto_dtype(args.device) if args.dtype == "auto" else args.dtype
     lm = build_lm(args.config, args.device, DTYPES[dtype_name], args.tokenizer)
     device = lm.device
     shared = SharedModel(lm, str(device))
     runners, missing = make_runners(list(SYSTEMS), shared)
     if missing:
         raise SystemExit(f"cannot run {missing}")
-    tasks = {n: make_task(lm, n, args.tokens, args.prompt_tokens) for n in args.particles}
+    base = make_task(shared, args.tokens, args.prompt_tokens)
+    tasks = {n: base.resized(n_particles=n) for n in args.particles}
     summary = {
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -129,7 +134,7 @@ def run(args: argparse.Namespace) -> None:
         "config": args.config,
         "model": CONFIGS[args.config],
         "n_parameters": sum(p.numel() for p in lm.model.parameters()),
-        "prompt_tokens": len(shared.chat_ids(tasks[args.particles[0]].prompt)),
+        "prompt_tokens": len(shared.chat_ids(base.prompt)),
         "max_tokens": args.tokens,
         "repeats": args.repeats,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},

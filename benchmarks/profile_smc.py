@@ -23,8 +23,6 @@ import pstats
 import sys
 from dataclasses import dataclass
 
-import torch
-
 from .environment import SharedModel, load_shared, set_threads
 from .record import RunRecord
 from .sizes import FULL
@@ -87,10 +85,9 @@ def shared_model(model: str, device: str = "cpu", tokenizer: str | None = None) 
     "llama-1b") on ``device`` (bfloat16 on CUDA, float32 elsewhere)."""
     if model == "bundled":
         return load_shared()
-    from .gpu_throughput import build_lm
+    from .gpu_throughput import DTYPES, auto_dtype, build_lm
 
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    lm = build_lm(model, device, dtype, tokenizer)
+    lm = build_lm(model, device, DTYPES[auto_dtype(device)], tokenizer)
     return SharedModel(lm, str(lm.device))
 
 
