@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny_lm import save_tiny_model, tiny_lm
+from tiny_lm import fixed_tokens, save_tiny_model, tiny_lm, uncached_logprobs
 
 from selfsteer.smc import LMContext, TextModel, load_lm, smc
 from selfsteer.smc.lm.sampling import draw_tokens
@@ -39,26 +39,6 @@ def pair():
     return tiny_lm(seed=3), tiny_lm(seed=3, device="cuda")
 
 
-class Tokens(TextModel):
-    """Token-level SMC with EOS disallowed, ``n`` tokens."""
-
-    def __init__(self, lm, n: int):
-        super().__init__(lm, "Tell me a story.", max_tokens=n)
-        self.not_eos = ~lm.masks.eos
-
-    async def step(self):
-        await self.next_token(mask=self.not_eos)
-        if self.n_tokens >= self.max_tokens:
-            self.finish(self.text)
-
-
-def uncached(cpu_lm, ctx: LMContext) -> np.ndarray:
-    """Tempered log-probs at every position of ``ctx.tokens``, one forward on the CPU model."""
-    with torch.inference_mode():
-        logits = cpu_lm.model(torch.tensor([ctx.tokens])).logits[0]
-    return torch.log_softmax(logits.float() / ctx.temperature, -1).numpy()
-
-
 @pytest.mark.parametrize("copy_prefix_bytes", [0, None], ids=["two-part attention", "prompt copied"])
 def test_cached_feeds_copies_appends_and_chunks_match_the_cpu(pair, copy_prefix_bytes, monkeypatch):
     cpu, gpu = pair
@@ -68,7 +48,7 @@ def test_cached_feeds_copies_appends_and_chunks_match_the_cpu(pair, copy_prefix_
     async def scenario() -> list[float]:
         ctxs = [LMContext(gpu, "The lighthouse", temperature=t) for t in (1.0, 0.7)]
         ctxs.append(LMContext(gpu, "The lighthouse keeper"))  # extends the first prompt's cached prefix
-        errors = [float(np.abs(lp - uncached(cpu, c)[-1]).max())
+        errors = [float(np.abs(lp - uncached_logprobs(cpu, c)[-1]).max())
                   for c, lp in zip(ctxs, await asyncio.gather(*(c.next_logprobs() for c in ctxs)), strict=True)]
         rng = np.random.default_rng(0)
         for step in range(6):
@@ -76,19 +56,19 @@ def test_cached_feeds_copies_appends_and_chunks_match_the_cpu(pair, copy_prefix_
             for c in ctxs:
                 c.append_token(int(rng.integers(100, 5000)))
             lps = await asyncio.gather(*(c.next_logprobs() for c in ctxs))
-            errors += [float(np.abs(lp - uncached(cpu, c)[-1]).max()) for c, lp in zip(ctxs, lps, strict=True)]
+            errors += [float(np.abs(lp - uncached_logprobs(cpu, c)[-1]).max()) for c, lp in zip(ctxs, lps, strict=True)]
         chunk_dist = ctxs[0].chunk(max_tokens=5, allow_eos=False)
         forced = [700, 701, 702]
         (chunk, _), forced_lps = await asyncio.gather(
             chunk_dist.sample(np.random.default_rng(1)), ctxs[1].append(forced)
         )
         chunk_dist.record(chunk)
-        ref = uncached(cpu, ctxs[1])[-len(forced) - 1 : -1]
+        ref = uncached_logprobs(cpu, ctxs[1])[-len(forced) - 1 : -1]
         errors.append(float(np.abs(ref[np.arange(len(forced)), forced] - forced_lps).max()))
-        ref = uncached(cpu, ctxs[0])[-len(chunk.token_ids) - 1 : -1]
+        ref = uncached_logprobs(cpu, ctxs[0])[-len(chunk.token_ids) - 1 : -1]
         errors.append(float(np.abs(ref[np.arange(len(chunk.token_ids)), chunk.token_ids] - chunk.token_logprobs).max()))
         lps = await asyncio.gather(*(c.next_logprobs() for c in ctxs))
-        return errors + [float(np.abs(lp - uncached(cpu, c)[-1]).max()) for c, lp in zip(ctxs, lps, strict=True)]
+        return errors + [float(np.abs(lp - uncached_logprobs(cpu, c)[-1]).max()) for c, lp in zip(ctxs, lps, strict=True)]
 
     errors = asyncio.run(scenario())
     assert len(errors) > 50 and max(errors) < TOL, max(errors)
@@ -114,7 +94,7 @@ def test_device_draws_pick_the_cpu_draws_tokens():
 
 def test_an_smc_run_waits_for_the_device_once_per_step(pair):
     _, gpu = pair
-    smc(Tokens(gpu, 4), 8, seed=0)  # warm-up: cuBLAS handles, the prompt cache, pinned buffers
+    smc(fixed_tokens(gpu, 4), 8, seed=0)  # warm-up: cuBLAS handles, the prompt cache, pinned buffers
     torch.cuda.synchronize()
     stacks: list[list[traceback.FrameSummary]] = []
 
@@ -127,7 +107,7 @@ def test_an_smc_run_waits_for_the_device_once_per_step(pair):
         warnings.showwarning = record
         torch.cuda.set_sync_debug_mode("warn")
         try:
-            result = smc(Tokens(gpu, 16), 32, seed=1, ess_threshold=1.0)
+            result = smc(fixed_tokens(gpu, 16), 32, seed=1, ess_threshold=1.0)
         finally:
             torch.cuda.set_sync_debug_mode("default")
     where = Counter(f"{Path(s[-1].filename).name}:{s[-1].lineno}" for s in stacks)
@@ -138,14 +118,14 @@ def test_an_smc_run_waits_for_the_device_once_per_step(pair):
 
 def test_device_memory_is_given_back_after_each_run(pair):
     _, gpu = pair
-    smc(Tokens(gpu, 12), 32, seed=0, ess_threshold=1.0)  # warm-up: prompt cache, mask cache
+    smc(fixed_tokens(gpu, 12), 32, seed=0, ess_threshold=1.0)  # warm-up: prompt cache, mask cache
     gc.collect()
     torch.cuda.synchronize()
     before = torch.cuda.memory_allocated()
     gc.disable()
     try:
         for seed in (1, 2):
-            result = smc(Tokens(gpu, 12), 32, seed=seed, ess_threshold=1.0)
+            result = smc(fixed_tokens(gpu, 12), 32, seed=seed, ess_threshold=1.0)
             assert result.n_resamples >= 4
             held = torch.cuda.memory_allocated()
             del result
@@ -190,7 +170,7 @@ def test_forwards_on_cuda_keep_off_cudnn_attention(pair):
     hook = gpu.model.register_forward_hook(lambda *_: seen.append(torch.backends.cuda.cudnn_sdp_enabled()))
     try:
         before = torch.backends.cuda.cudnn_sdp_enabled()
-        smc(Tokens(gpu, 3), 1, seed=0)  # one row: attention through SDPA
+        smc(fixed_tokens(gpu, 3), 1, seed=0)  # one row: attention through SDPA
     finally:
         hook.remove()
     assert seen and not any(seen)

@@ -8,23 +8,12 @@ bundled tokenizer, and counts the blocks alive after each step.
 
 import gc
 
-from tiny_lm import tiny_lm
+from tiny_lm import fixed_tokens, tiny_lm
 
-from selfsteer.smc import TextModel, inference, smc
+from selfsteer.smc import inference, smc
 from selfsteer.smc.lm.kv import Block
 
 LM = tiny_lm(seed=5)
-
-
-class Tokens(TextModel):
-    def __init__(self):
-        super().__init__(LM, "Tell me a story.", max_tokens=12)
-        self.not_eos = ~LM.masks.eos
-
-    async def step(self):
-        await self.next_token(mask=self.not_eos)
-        if self.n_tokens >= self.max_tokens:
-            self.finish(self.text)
 
 
 def live_blocks(older: set[int] = frozenset()) -> list[Block]:
@@ -46,7 +35,7 @@ def test_a_resampled_block_is_freed_at_once(monkeypatch):
     gc.disable()
     older = {id(b) for b in live_blocks()}
     try:
-        result = smc(Tokens(), 16, seed=0, ess_threshold=1.0)
+        result = smc(fixed_tokens(LM, 12), 16, seed=0, ess_threshold=1.0)
         assert result.n_resamples >= 8  # every resample gathered a new block
         assert max(alive) <= 2, alive  # the block in use, and at most the one being replaced
         assert len(live_blocks(older)) == 1  # the finished particles' block

@@ -11,10 +11,9 @@ import asyncio
 import copy
 
 import numpy as np
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tiny_lm import tiny_lm
+from tiny_lm import tiny_lm, uncached_logprobs
 
 from selfsteer.smc import LMContext
 
@@ -39,10 +38,7 @@ ops = st.one_of(
 
 
 def fresh_logprobs(ctx: LMContext) -> np.ndarray:
-    """Log-probs at every position of ``ctx.tokens`` from one forward without any cache, tempered."""
-    with torch.inference_mode():
-        logits = LM.model(torch.tensor([ctx.tokens])).logits[0]
-    return torch.log_softmax(logits.float() / ctx.temperature, -1).numpy()
+    return uncached_logprobs(LM, ctx)
 
 
 def next_error(ctx: LMContext, lp: np.ndarray) -> float:

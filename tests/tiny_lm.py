@@ -13,6 +13,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -56,6 +57,23 @@ def tiny_lm(seed: int = 0, device: str = "cpu"):
         return hf.TransformersLM(tiny_model(seed).to(device), bundled_tokenizer(), name="tiny-llama")
     finally:
         hf.vocabulary_of = original
+
+
+def uncached_logprobs(lm, ctx) -> np.ndarray:
+    """Tempered log-probs at every position of ``ctx.tokens`` from one forward of ``lm``'s model
+    without any cache (the reference cached paths are held to)."""
+    with torch.inference_mode():
+        logits = lm.model(torch.tensor([ctx.tokens], device=lm.device)).logits[0]
+    return torch.log_softmax(logits.float() / ctx.temperature, -1).cpu().numpy()
+
+
+def fixed_tokens(lm, n_tokens: int):
+    """Token-level SMC's program with EOS disallowed, exactly ``n_tokens`` tokens after a short
+    prompt (`benchmarks.programs.FixedLengthTokens` on the free task)."""
+    from benchmarks.programs import FixedLengthTokens
+    from benchmarks.tasks import free_task
+
+    return FixedLengthTokens(lm, free_task(max_tokens=n_tokens, prompt="Tell me a story."))
 
 
 def save_tiny_model(directory: Path, seed: int = 0) -> Path:
