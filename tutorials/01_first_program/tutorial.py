@@ -26,8 +26,10 @@ N_PARTICLES = 4 if FAST else 12
 # The bundled model; the first call converts its weights once (~20 s). `load_lm()` picks CUDA
 # when present (bfloat16) and vLLM when it is installed there; to choose yourself, pass
 # `backend=` ("transformers" or "vllm"), `device=`, `dtype=`, and for vLLM
-# `tensor_parallel_size=` to split a large follower over GPUs. `selfsteer run program.py` takes the
-# same choices as --model, --backend, --device, --dtype and --tensor-parallel-size.
+# `tensor_parallel_size=` to split a large follower over GPUs; on CUDA the transformers backend's
+# `copy_prefix_bytes=` (default 32 MiB per layer) sets how long a shared prompt may be and still be
+# copied into each particle's attention rather than attended to once. `selfsteer run program.py`
+# takes the same choices as --model, --backend, --device, --dtype and --tensor-parallel-size.
 lm = load_lm(backend="transformers", device="cpu", dtype="float32")
 print(lm.name, "with", lm.vocab.size, "tokens")
 
