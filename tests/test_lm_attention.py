@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -104,3 +105,13 @@ def test_which_forwards_split_the_prompt_off(monkeypatch):
     assert not lm._split_prefix(1, 10_000)  # one row: nothing to share
     lm.shared_prefix_attention = False
     assert not lm._split_prefix(64, 10_000)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "32MiB", True])
+def test_a_bad_copy_prefix_bytes_is_refused_with_the_fix(bad):
+    from tiny_lm import bundled_tokenizer, tiny_model
+
+    from selfsteer.smc.lm.hf import TransformersLM
+
+    with pytest.raises(ValueError, match="copy_prefix_bytes must be an int >= 0"):
+        TransformersLM(tiny_model(), bundled_tokenizer(), copy_prefix_bytes=bad)

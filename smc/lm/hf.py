@@ -120,6 +120,11 @@ class TransformersLM(TokenizerText, LanguageModel):
         rows on a 39-token prompt: 21.7 against 29.7 ms per step). On the CPU the split always
         pays (arithmetic, not launches, sets a step's time there)."""
         super().__init__()
+        if isinstance(copy_prefix_bytes, bool) or not isinstance(copy_prefix_bytes, int) or copy_prefix_bytes < 0:
+            raise ValueError(
+                f"copy_prefix_bytes must be an int >= 0 (bytes of prompt copies per layer; 0: never copy "
+                f"the prompt), got {copy_prefix_bytes!r}"
+            )
         layer_types = getattr(model.config, "layer_types", None) or []
         if any("sliding" in str(t) or "linear" in str(t) for t in layer_types):
             raise NotImplementedError(
