@@ -2,18 +2,21 @@
 
 One decoding step (one new token per row) on the bundled model at each batch size in ``--batches``,
 every row holding the prompt (``--prompt no_e``: the no-e sentence's chat prompt; ``long``: a
-1,000-token one) plus ``--context`` tokens of its own, timed three ways on one model object:
+1,000-token one) plus ``--context`` tokens of its own, timed on one model object:
 
 - ``selfsteer``: `TransformersLM._forward` on a block over the shared prompt (shared-prefix attention);
 - ``selfsteer-copied-prefix``: the same with the prompt's keys copied into every row's attention
   (``shared_prefix_attention=False``);
 - ``plain``: the model called directly with a transformers `DynamicCache` holding every row's whole
-  context, attention by SDPA: what plain batched decoding pays per step.
+  context, attention by SDPA, with the same linear-layer kernels as the backend (on the CPU, its
+  oneDNN packed linears, `smc.lm.packed`): what the KV store and attention cost is measured against;
+- ``plain-unpacked`` (only where the backend packs): the same with PyTorch's default linear layers,
+  what plain batched transformers decoding pays per step out of the box.
 
-Before timing, the three must give the same next-token logits (the largest difference is recorded).
+Before timing, all must give the same next-token logits (the largest difference is recorded).
 Each timed call is undone afterwards (the block's width, the cache's crop), so every repeat sees the
 same context; the variants take turns within a repeat, so the machine's drift touches all alike.
-Reports the median milliseconds per call and each selfsteer variant's ratio of medians over plain
+Reports the median milliseconds per call and each other variant's ratio of medians over plain
 with a 90% paired-bootstrap interval (repeat i of one variant pairs with repeat i of plain).
 Writes ``forward_overhead_<prompt>.json`` and ``.png`` under ``--out`` and prints a table.
 """
@@ -24,6 +27,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +42,7 @@ from .record import device_timed, save_report
 from .stats import paired_bootstrap, ratio
 from .tasks import NO_E_PROMPT, long_prompt
 
-VARIANTS = ("selfsteer", "selfsteer-copied-prefix", "plain")
+VARIANTS = ("selfsteer", "selfsteer-copied-prefix", "plain", "plain-unpacked")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 LOGIT_TOLERANCE = 1e-3
 
@@ -83,11 +87,20 @@ def selfsteer_step(shared: SharedModel, prompt: list[int], own: list[int], batch
     return step
 
 
-def plain_step(shared: SharedModel, prompt: list[int], own: list[int], batch: int, token: int) -> Callable[[], torch.Tensor]:
-    """A call that feeds ``token`` to ``batch`` rows of ``prompt + own`` in a `DynamicCache`, then crops it."""
+def variants(shared: SharedModel) -> tuple[str, ...]:
+    """The variants timed here: ``plain-unpacked`` only where the backend packs its linear layers."""
+    return VARIANTS if shared.lm.packed_linears is not None else VARIANTS[:3]
+
+
+def plain_step(shared: SharedModel, prompt: list[int], own: list[int], batch: int, token: int,
+               packed: bool = True) -> Callable[[], torch.Tensor]:
+    """A call that feeds ``token`` to ``batch`` rows of ``prompt + own`` in a `DynamicCache`, then
+    crops it (``packed``: through the backend's packed linears, where it has them)."""
     from transformers import DynamicCache
 
     model, device = shared.model, shared.lm.device
+    linears = shared.lm.packed_linears
+    kernels = linears.active if packed and linears is not None else nullcontext
     cache = DynamicCache(config=model.config)
     with torch.inference_mode():
         model(input_ids=torch.tensor([prompt + own], device=device), past_key_values=cache, use_cache=True)
@@ -95,7 +108,7 @@ def plain_step(shared: SharedModel, prompt: list[int], own: list[int], batch: in
     next_ids = torch.full((batch, 1), token, device=device)
 
     def step() -> torch.Tensor:
-        with torch.inference_mode():
+        with torch.inference_mode(), kernels():
             logits = model(input_ids=next_ids, past_key_values=cache, use_cache=True).logits[:, -1]
         cache.crop(-1)
         return logits
@@ -104,25 +117,29 @@ def plain_step(shared: SharedModel, prompt: list[int], own: list[int], batch: in
 
 
 def measure_batch(shared: SharedModel, prompt: list[int], own: list[int], batch: int, repeats: int) -> dict[str, Any]:
-    """Times per variant at one batch size, their medians, and each selfsteer variant's ratio over plain."""
+    """Times per variant at one batch size, their medians, and each other variant's ratio over plain."""
     token = shared.lm.encode(" dog")[0]
     steps = {
         "selfsteer": selfsteer_step(shared, prompt, own, batch, token, split_prefix=True),
         "selfsteer-copied-prefix": selfsteer_step(shared, prompt, own, batch, token, split_prefix=False),
         "plain": plain_step(shared, prompt, own, batch, token),
+        "plain-unpacked": plain_step(shared, prompt, own, batch, token, packed=False),
     }
+    timed = variants(shared)
+    others = [v for v in timed if v != "plain"]
     reference = steps["plain"]().float()
-    gap = max(float((steps[v]().float() - reference).abs().max()) for v in VARIANTS[:2])
+    gap = max(float((steps[v]().float() - reference).abs().max()) for v in others)
     if gap > LOGIT_TOLERANCE:
         raise RuntimeError(f"the variants disagree at batch {batch}: logits differ by {gap:.2e}; not timing unequal work")
-    ms: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    ms: dict[str, list[float]] = {v: [] for v in timed}
     for i in range(repeats):
-        for v in VARIANTS[i % 3:] + VARIANTS[: i % 3]:  # take turns leading
+        k = i % len(timed)
+        for v in timed[k:] + timed[:k]:  # take turns leading
             ms[v].append(1000 * device_timed(steps[v], shared.lm.device)[1])
     out: dict[str, Any] = {"batch": batch, "max_logit_difference": gap, "ms": ms,
                            "median_ms": {v: float(np.median(t)) for v, t in ms.items()}}
-    out["ratio_to_plain"] = {v: ratio(ms["plain"], ms[v]) for v in VARIANTS[:2]}
-    out["ratio_to_plain_ci90"] = {v: paired_bootstrap(ms["plain"], ms[v]) for v in VARIANTS[:2]}
+    out["ratio_to_plain"] = {v: ratio(ms["plain"], ms[v]) for v in others}
+    out["ratio_to_plain_ci90"] = {v: paired_bootstrap(ms["plain"], ms[v]) for v in others}
     return out
 
 
@@ -143,20 +160,21 @@ def run(args: argparse.Namespace, shared: SharedModel | None = None) -> dict[str
         "duration_s": time.time() - started,
         "machine": machine_description(threads, shared.device),
         "prompt": args.prompt, "prompt_tokens": len(prompt), "context": args.context, "repeats": args.repeats,
-        "results": results,
+        "variants": list(variants(shared)), "results": results,
     }
 
 
 def render(report: dict[str, Any]) -> str:
+    timed = report["variants"]
+    others = [v for v in timed if v != "plain"]
     lines = [f"one decoding step, {report['prompt_tokens']}-token prompt + {report['context']} own tokens per row, "
              f"{report['repeats']} repeats (median ms per call; ratio to plain with 90% paired-bootstrap interval)", "",
-             "| batch | selfsteer | selfsteer, copied prefix | plain transformers | selfsteer / plain | copied prefix / plain |",
-             "|---|---|---|---|---|---|"]
+             "| batch | " + " | ".join(f"{v} ms" for v in timed) + " | " + " | ".join(f"{v} / plain" for v in others) + " |",
+             "|---|" + "---|" * (len(timed) + len(others))]
     for r in report["results"]:
         med, rat, ci = r["median_ms"], r["ratio_to_plain"], r["ratio_to_plain_ci90"]
-        cells = [f"{rat[v]:.2f}x ({ci[v][0]:.2f}-{ci[v][1]:.2f})" for v in VARIANTS[:2]]
-        lines.append(f"| {r['batch']} | {med['selfsteer']:.1f} | {med['selfsteer-copied-prefix']:.1f} | "
-                     f"{med['plain']:.1f} | " + " | ".join(cells) + " |")
+        cells = [f"{med[v]:.1f}" for v in timed] + [f"{rat[v]:.2f}x ({ci[v][0]:.2f}-{ci[v][1]:.2f})" for v in others]
+        lines.append(f"| {r['batch']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ STYLE = {
     "selfsteer": ("tab:blue", "o"), "selfsteer-chunk": ("tab:cyan", "s"), "genlm-control": ("tab:red", "^"),
     "llamppl": ("tab:green", "v"), "generate": ("black", "D"),
     "selfsteer-copied-prefix": ("tab:purple", "s"), "plain": ("black", "D"),
+    "selfsteer-unpacked": ("tab:olive", "o"), "plain-unpacked": ("tab:gray", "D"),
 }
 
 
@@ -133,8 +134,8 @@ def plot_seed_study(study: dict[str, Any], path: Path) -> Path:
 
 
 def plot_forward_overhead(report: dict[str, Any], path: Path) -> Path:
-    """Median ms per decoding step against batch size per variant, and each selfsteer variant's
-    ratio to plain transformers with its 90% interval."""
+    """Median ms per decoding step against batch size per variant, and each other variant's
+    ratio to plain transformers (same linear kernels) with its 90% interval."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     batches = [r["batch"] for r in report["results"]]
     for name in report["results"][0]["median_ms"]:
@@ -148,7 +149,7 @@ def plot_forward_overhead(report: dict[str, Any], path: Path) -> Path:
     axes[1].axhline(1.0, color="black", lw=0.8)
     axes[0].set_yscale("log")
     axes[0].set_ylabel("ms per decoding step (median)")
-    axes[1].set_ylabel("time / plain transformers")
+    axes[1].set_ylabel("time / plain transformers (same linear kernels)")
     _log2_x(axes, "batch (rows)")
     fig.suptitle(f"one decoding step, {report['prompt_tokens']}-token shared prompt + {report['context']} own tokens per row")
     return _save(fig, path)

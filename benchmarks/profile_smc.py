@@ -34,6 +34,7 @@ PARTS = (
     ("LM batch processing (TransformersLM._process)", "smc/lm/hf.py", "_process"),
     ("  model forward (TransformersLM._forward)", "smc/lm/hf.py", "_forward"),
     ("    torch linear (all projections + lm_head)", "~", "<built-in method torch._C._nn.linear>"),
+    ("    oneDNN packed linear (the same, on the CPU)", "~", "<built-in method torch._ops.mkldnn._linear_pointwise>"),
     ("    torch scaled_dot_product_attention", "~", "<built-in method torch._C._nn.scaled_dot_product_attention>"),
     ("    KV cache update (BlockLayer.update: prefix concat)", "smc/lm/kv.py", "update"),
     ("    torch.cat (all callers)", "~", "<built-in method torch.cat>"),

@@ -17,12 +17,14 @@ def test_a_small_run_reports_what_it_timed(shared, tmp_path):
     assert shared.lm.shared_prefix_attention  # the backend's own setting is restored
     assert [r["batch"] for r in report["results"]] == [1, 3]
     assert report["prompt_tokens"] == len(shared.chat_ids(forward_overhead.NO_E_PROMPT))
+    assert report["variants"] == list(forward_overhead.VARIANTS)  # the CPU backend packs: plain-unpacked is timed too
     for r in report["results"]:
         assert r["max_logit_difference"] <= forward_overhead.LOGIT_TOLERANCE
         for variant in forward_overhead.VARIANTS:
             assert len(r["ms"][variant]) == 3 and min(r["ms"][variant]) > 0
             assert r["median_ms"][variant] == pytest.approx(np.median(r["ms"][variant]))
-        for variant in forward_overhead.VARIANTS[:2]:
+        assert set(r["ratio_to_plain"]) == {"selfsteer", "selfsteer-copied-prefix", "plain-unpacked"}
+        for variant in r["ratio_to_plain"]:
             assert r["ratio_to_plain"][variant] == pytest.approx(r["median_ms"][variant] / r["median_ms"]["plain"])
             lo, hi = r["ratio_to_plain_ci90"][variant]
             assert 0 < lo <= hi

@@ -43,18 +43,19 @@ def tiny_model(seed: int = 0, *, hidden: int = 64, layers: int = 2):
 _VOCAB = []
 
 
-def tiny_lm(seed: int = 0, device: str = "cpu"):
-    """A `TransformersLM` around a fresh tiny model on ``device`` (same seed -> same weights)."""
+def tiny_lm(seed: int = 0, device: str = "cpu", **options):
+    """A `TransformersLM` around a fresh tiny model on ``device`` (same seed -> same weights);
+    ``options`` go to `TransformersLM`."""
     import selfsteer.smc.lm.hf as hf
 
     if not _VOCAB:
-        lm = hf.TransformersLM(tiny_model(seed).to(device), bundled_tokenizer(), name="tiny-llama")
+        lm = hf.TransformersLM(tiny_model(seed).to(device), bundled_tokenizer(), name="tiny-llama", **options)
         _VOCAB.append(lm.vocab)
         return lm
     original = hf.vocabulary_of
     hf.vocabulary_of = lambda *args, **kwargs: _VOCAB[0]  # the same tokenizer: reuse its vocabulary
     try:
-        return hf.TransformersLM(tiny_model(seed).to(device), bundled_tokenizer(), name="tiny-llama")
+        return hf.TransformersLM(tiny_model(seed).to(device), bundled_tokenizer(), name="tiny-llama", **options)
     finally:
         hf.vocabulary_of = original
 

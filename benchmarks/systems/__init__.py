@@ -1,8 +1,9 @@
 """The systems under test, by name: each a `Runner` bound to the shared model.
 
 ``selfsteer`` (token-level SMC), ``selfsteer-chunk`` (the free task as one fused chunk),
-``genlm-control`` (AWRS SMC), ``llamppl`` (its standard SMC) and ``generate`` (plain batched
-Hugging Face sampling, the hardware limit). `make_runners` builds the requested ones; a system
+``selfsteer-unpacked`` (the constrained tasks without the CPU backend's packed linears: an
+ablation), ``genlm-control`` (AWRS SMC), ``llamppl`` (its standard SMC) and ``generate`` (plain
+batched Hugging Face sampling). `make_runners` builds the requested ones; a system
 whose package is missing is reported with the reason instead of failing the run.
 """
 
@@ -15,10 +16,12 @@ from .base import Outcome, Runner
 from .generate_runner import GenerateRunner
 from .genlm_runner import GenlmRunner
 from .llamppl_runner import LlampplRunner
-from .selfsteer_runner import SelfsteerChunkRunner, SelfsteerRunner
+from .selfsteer_runner import SelfsteerChunkRunner, SelfsteerRunner, SelfsteerUnpackedRunner
 
 RUNNERS: dict[str, type[Runner]] = {
-    r.name: r for r in (SelfsteerRunner, SelfsteerChunkRunner, GenlmRunner, LlampplRunner, GenerateRunner)
+    r.name: r for r in (
+        SelfsteerRunner, SelfsteerChunkRunner, SelfsteerUnpackedRunner, GenlmRunner, LlampplRunner, GenerateRunner
+    )
 }
 NEEDS = {"genlm-control": "genlm.control", "llamppl": "llamppl"}
 INSTALL = {"genlm-control": "pip install 'genlm-control>=0.4,<0.5'", "llamppl": "pip install llamppl==0.2.3"}

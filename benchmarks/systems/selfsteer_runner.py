@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from selfsteer.smc import smc
+from selfsteer.smc.lm.hf import TransformersLM
 
 from ..programs import program_for
 from ..tasks import Task
@@ -21,8 +22,12 @@ class SelfsteerRunner(Runner):
     name = "selfsteer"
     chunked = False
 
+    @property
+    def lm(self) -> TransformersLM:
+        return self.shared.lm
+
     def prepare(self, task: Task, seed: int):
-        lm = self.shared.lm
+        lm = self.lm
         program = program_for(lm, task, chunked=self.chunked)
 
         def job() -> Outcome:
@@ -52,3 +57,24 @@ class SelfsteerChunkRunner(SelfsteerRunner):
 
     def supports(self, task: Task) -> str | None:
         return None if task.constraint == "free" else "the chunk variant only applies to the free task"
+
+
+class SelfsteerUnpackedRunner(SelfsteerRunner):
+    """The ablation of the CPU backend's packed linears: ``selfsteer`` on a second backend over
+    the same model object with ``pack_linear=False`` (PyTorch's default float32 product), on the
+    constrained tasks."""
+
+    name = "selfsteer-unpacked"
+
+    def __init__(self, shared):
+        super().__init__(shared)
+        self._lm = TransformersLM(shared.model, shared.tokenizer, name="transformers-unpacked", pack_linear=False)
+
+    @property
+    def lm(self) -> TransformersLM:
+        return self._lm
+
+    def supports(self, task: Task) -> str | None:
+        if self.shared.lm.packed_linears is None:
+            return "the shared backend packs no linear layers here (GPU or not float32): same as selfsteer"
+        return None if task.constrained else "the ablation runs on the constrained tasks"

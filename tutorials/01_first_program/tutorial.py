@@ -28,7 +28,9 @@ N_PARTICLES = 4 if FAST else 12
 # `backend=` ("transformers" or "vllm"), `device=`, `dtype=`, and for vLLM
 # `tensor_parallel_size=` to split a large follower over GPUs; on CUDA the transformers backend's
 # `copy_prefix_bytes=` (default 32 MiB per layer) sets how long a shared prompt may be and still be
-# copied into each particle's attention rather than attended to once. `selfsteer run program.py`
+# copied into each particle's attention rather than attended to once; on the CPU in float32 its
+# linear layers run through oneDNN with weights packed once (`pack_linear=False` turns that off, to
+# save one copy of those weights in memory). `selfsteer run program.py`
 # takes the same choices as --model, --backend, --device, --dtype and --tensor-parallel-size.
 lm = load_lm(backend="transformers", device="cpu", dtype="float32")
 print(lm.name, "with", lm.vocab.size, "tokens")
