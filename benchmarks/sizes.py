@@ -33,7 +33,7 @@ class Size:
 
 
 FULL = Size(
-    "full", no_e_particles=8, no_e_tokens=40, paragraph_tokens=96, record_tokens=48, free_particles=16, free_tokens=64, repeats=3, short_repeats=9,
+    "full", no_e_particles=8, no_e_tokens=40, paragraph_tokens=96, record_tokens=48, free_particles=16, free_tokens=64, repeats=3, short_repeats=25,
     particle_grid=(1, 2, 4, 8, 16, 32, 64, 128, 256), particle_sweep_tokens=32,
     length_grid=(16, 32, 64, 128, 256), length_sweep_particles=16, budget_s=240.0,
     memory_prompt_tokens=1024, memory_particles=(1, 2, 4, 8, 16, 32, 64), memory_new_tokens=32,

@@ -119,8 +119,9 @@ class TransformersLM(TokenizerText, LanguageModel):
         a short prompt is still copied when the copies for all rows take at most
         ``copy_prefix_bytes`` per layer: there a step's time is the host launching kernels, and
         one SDPA call launches fewer than the two-part attention (on an H100, a 1.1B Llama at 64
-        rows on a 39-token prompt: 21.7 against 29.7 ms per step). On the CPU the split always
-        pays (arithmetic, not launches, sets a step's time there).
+        rows on a 39-token prompt: 21.7 against 29.7 ms per step). The CPU splits every multi-row
+        forward: on SmolLM2 with a 43-token prompt the split costs 2-6% of a step against copying
+        at 4-8 rows and saves 13% at 64 rows, and on a 1,081-token prompt it is 1.3-9x faster.
 
         ``pack_linear``: run the model's float32 linear layers on the CPU through oneDNN with
         weights packed once (`packed`; 2-3x faster products at decoding shapes on this project's
