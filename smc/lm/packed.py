@@ -4,7 +4,9 @@ A decoding step multiplies a few rows by every weight matrix. PyTorch's default 
 on the CPU (MKL's sgemm) is slow at that shape on some processors: on this project's AMD EPYC, at
 one thread, the 49,152 x 576 output layer takes 15 ms for 8 rows, where oneDNN's linear with the
 weight reordered once into its blocked layout takes 5 ms (memory traffic alone allows 4). The
-products are the same up to float rounding (logits within 1e-4 on SmolLM2-135M).
+products are the same up to float rounding (logits within 1e-4 on SmolLM2-135M). The kernels are
+PyTorch's own ``torch.ops.mkldnn`` linear ops (what ``torch.compile`` uses for frozen CPU weights);
+`available` checks a build has them and agrees with ``F.linear`` before they are used.
 
 `PackedLinears.of(model)` routes the model's plain ``nn.Linear`` layers (float32, CPU; subclasses
 such as adapters, and layers whose forward a hook library already replaced, are left alone)
