@@ -154,13 +154,13 @@ class TransformersLM(TokenizerText, LanguageModel):
         self._log_masks: dict[int, tuple[np.ndarray, torch.Tensor]] = {}
         if pack_linear not in (None, True, False):
             raise ValueError(f"pack_linear must be None (wherever it applies), True or False, got {pack_linear!r}")
-        if pack_linear and not packed.packable(model):
+        packable = pack_linear is not False and packed.packable(model)
+        if pack_linear and not packable:
             raise ValueError(
                 f"pack_linear=True needs float32 linear layers on the CPU and a PyTorch with oneDNN "
                 f"({name} is {next(model.parameters()).dtype} on {self.device}); pass pack_linear=None or False"
             )
-        use_packing = packed.packable(model) if pack_linear is None else pack_linear
-        self.packed_linears = packed.PackedLinears.of(model) if use_packing else None
+        self.packed_linears = packed.PackedLinears.of(model) if packable else None
         if shared_prefix_attention:
             attention.install(self.model)
 

@@ -89,12 +89,17 @@ class PackedLinears:
         self.layers = [m for m in model.modules() if _eligible(m)]
         self._packed: dict[int, tuple[tuple[int, int], Forward]] = {}
 
-    def _forward_of(self, layer: nn.Linear) -> Forward:
-        key = (layer.weight.data_ptr(), layer.weight._version)
+    def _forward_of(self, layer: nn.Linear) -> Forward | None:
+        """``layer``'s packed forward, repacked if its weight changed in place or was replaced; None
+        if the layer no longer qualifies (moved off the CPU, cast, or its forward hooked since)."""
+        w = layer.weight  # read once: nn.Module attribute lookups dominate this per-forward check
+        if "forward" in layer.__dict__ or w.dtype != torch.float32 or not w.is_cpu:
+            return None
+        key = (w.data_ptr(), w._version)
         hit = self._packed.get(id(layer))
         if hit is not None and hit[0] == key:
             return hit[1]
-        packed = _pack(layer.weight)
+        packed = _pack(w)
 
         def forward(x: torch.Tensor) -> torch.Tensor:
             return _packed_linear(x, packed, layer.bias)
@@ -107,11 +112,14 @@ class PackedLinears:
         """Route the layers through their packed weights for the block (autograd must be off)."""
         if torch.is_grad_enabled():
             raise RuntimeError("PackedLinears.active() needs autograd off (torch.inference_mode or no_grad)")
-        routed = [layer for layer in self.layers if _eligible(layer)]  # not moved, cast or hooked since
-        for layer in routed:
-            layer.forward = self._forward_of(layer)
+        routed = []
+        for layer in self.layers:  # the instance dict directly: nn.Module's __setattr__ costs more than the rest
+            forward = self._forward_of(layer)
+            if forward is not None:
+                layer.__dict__["forward"] = forward
+                routed.append(layer)
         try:
             yield
         finally:
             for layer in routed:
-                del layer.forward
+                del layer.__dict__["forward"]
