@@ -93,7 +93,7 @@ async def full_scan_ms(lm, spec, sample: int = 2000) -> float:
 
 async def main(n_tokens: int, only: str) -> None:
     lm = load_lm()
-    from selfsteer.smc.lm.token_constraint import token_trie
+    from selfsteer.smc.constraints.token_constraint import token_trie
 
     t0 = time.perf_counter()
     constraint = Regex("x").bind(lm.vocab)

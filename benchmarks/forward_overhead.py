@@ -9,7 +9,7 @@ every row holding the prompt (``--prompt no_e``: the no-e sentence's chat prompt
   (``shared_prefix_attention=False``);
 - ``plain``: the model called directly with a transformers `DynamicCache` holding every row's whole
   context, attention by SDPA, with the same linear-layer kernels as the backend (on the CPU, its
-  oneDNN packed linears, `smc.lm.packed`): what the KV store and attention cost is measured against;
+  oneDNN packed linears, `smc.lm.transformers.packed`): what the KV store and attention cost is measured against;
 - ``plain-unpacked`` (only where the backend packs): the same with PyTorch's default linear layers,
   what plain batched transformers decoding pays per step out of the box.
 

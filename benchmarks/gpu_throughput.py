@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 import transformers
 
-from selfsteer.smc.lm.hf import TransformersLM
+from selfsteer.smc.lm.transformers.backend import TransformersLM
 
 from .environment import SharedModel, model_dir
 from .plots import plot_gpu_throughput

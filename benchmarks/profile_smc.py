@@ -31,18 +31,18 @@ from .tasks import free_task, no_e_task
 
 # (label, file suffix, function name): cumulative time of these functions, as a share of the run.
 PARTS = (
-    ("LM batch processing (TransformersLM._process)", "smc/lm/hf.py", "_process"),
-    ("  model forward (TransformersLM._forward)", "smc/lm/hf.py", "_forward"),
+    ("LM batch processing (TransformersLM._process)", "smc/lm/transformers/backend.py", "_process"),
+    ("  model forward (TransformersLM._forward)", "smc/lm/transformers/backend.py", "_forward"),
     ("    torch linear (all projections + lm_head)", "~", "<built-in method torch._C._nn.linear>"),
     ("    oneDNN packed linear (the same, on the CPU)", "~", "<built-in method torch._ops.mkldnn._linear_pointwise>"),
     ("    torch scaled_dot_product_attention", "~", "<built-in method torch._C._nn.scaled_dot_product_attention>"),
-    ("    KV cache update (BlockLayer.update: prefix concat)", "smc/lm/kv.py", "update"),
+    ("    KV cache update (BlockLayer.update: prefix concat)", "smc/lm/transformers/kv.py", "update"),
     ("    torch.cat (all callers)", "~", "<built-in method torch.cat>"),
-    ("  block gather on resampling (kv.gather_rows)", "smc/lm/kv.py", "gather_rows"),
-    ("  block growth (Block.reserve)", "smc/lm/kv.py", "reserve"),
-    ("  prompt prefill (TransformersLM._prompt)", "smc/lm/hf.py", "_prompt"),
-    ("  fused sampling loop (TransformersLM._generate_group)", "smc/lm/hf.py", "_generate_group"),
-    ("    token draws on the device (sampling.draw_tokens)", "smc/lm/sampling.py", "draw_tokens"),
+    ("  block gather on resampling (kv.gather_rows)", "smc/lm/transformers/kv.py", "gather_rows"),
+    ("  block growth (Block.reserve)", "smc/lm/transformers/kv.py", "reserve"),
+    ("  prompt prefill (TransformersLM._prompt)", "smc/lm/transformers/backend.py", "_prompt"),
+    ("  fused sampling loop (TransformersLM._generate_group)", "smc/lm/transformers/backend.py", "_generate_group"),
+    ("    token draws on the device (sampling.draw_tokens)", "smc/lm/transformers/sampling.py", "draw_tokens"),
     ("  torch.log_softmax (all callers)", "~", "<built-in method torch.log_softmax>"),
     ("engine: particle steps (step_particles)", "smc/inference.py", "step_particles"),
     ("engine: resample (clone particles)", "smc/inference.py", "resample"),
@@ -75,9 +75,9 @@ def device_seconds(stats: pstats.Stats) -> float:
     """Seconds of the work a GPU would run: the forward pass, the token draws, and the fed rows'
     log-softmax in the backend (each counted once)."""
     return (
-        cumulative(stats, "smc/lm/hf.py", "_forward")
-        + cumulative(stats, "smc/lm/sampling.py", "draw_tokens")
-        + called_from(stats, "<built-in method torch.log_softmax>", "smc/lm/hf.py")
+        cumulative(stats, "smc/lm/transformers/backend.py", "_forward")
+        + cumulative(stats, "smc/lm/transformers/sampling.py", "draw_tokens")
+        + called_from(stats, "<built-in method torch.log_softmax>", "smc/lm/transformers/backend.py")
     )
 
 

@@ -39,7 +39,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .distributions import ZeroProbability
-from .heap import collect_new_objects_only
+from .lm.transformers.heap import collect_new_objects_only
 from .model import Model, ParticleDied
 from .resampling import get_resampler
 from .result import Result, Status

@@ -17,7 +17,6 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from .heap import collect_new_objects_only
 from .inference import (
     apply_checks,
     finish_run,
@@ -29,6 +28,7 @@ from .inference import (
     validate_program,
     validate_settings,
 )
+from .lm.transformers.heap import collect_new_objects_only
 from .model import Model
 from .resampling import systematic
 from .result import Result, Status

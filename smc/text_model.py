@@ -29,11 +29,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .constraints.span import ConstrainedSpan
+from .constraints.specs import ConstraintSpec
 from .distributions import Distribution
 from .lm.base import LanguageModel, Prompt
-from .lm.constraints import ConstraintSpec
 from .lm.context import Chunk, LMContext, Token
-from .lm.span import ConstrainedSpan
 from .lm.vocab import TokenMask
 from .model import Model
 

@@ -46,7 +46,7 @@ _VOCAB = []
 def tiny_lm(seed: int = 0, device: str = "cpu", **options):
     """A `TransformersLM` around a fresh tiny model on ``device`` (same seed -> same weights);
     ``options`` go to `TransformersLM`."""
-    import selfsteer.smc.lm.hf as hf
+    import selfsteer.smc.lm.transformers.backend as hf
 
     if not _VOCAB:
         lm = hf.TransformersLM(tiny_model(seed).to(device), bundled_tokenizer(), name="tiny-llama", **options)

@@ -15,7 +15,7 @@ contract (`selfsteer.smc.distributions`): ``sample``/``log_prob`` never change t
   generated in one batched loop across particles. With ``allow_eos=False`` it represents the LM
   restricted to chunks without EOS (unnormalised), and sampling it adds ``log P(no EOS)`` terms.
 - ``ctx.constrain(spec)``: a `ConstrainedSpan` whose tokens keep its text inside a `Regex`,
-  `Grammar` or `JsonSchema` (one token per draw; see `selfsteer.smc.lm.span`).
+  `Grammar` or `JsonSchema` (one token per draw; see `selfsteer.smc.constraints.span`).
 - ``await ctx.append(ids)``: force tokens and return their log-probabilities (a verb: it
   changes the context; add the result to the weight with ``score`` when it is evidence).
 
@@ -36,8 +36,8 @@ from .base import LanguageModel, Prompt
 from .vocab import TokenMask, log_mass, restrict_log_probs
 
 if TYPE_CHECKING:
-    from .constraints import ConstraintSpec
-    from .span import ConstrainedSpan
+    from ..constraints.span import ConstrainedSpan
+    from ..constraints.specs import ConstraintSpec
 
 
 @dataclass(frozen=True)
@@ -166,8 +166,8 @@ class LMContext:
 
     def constrain(self, spec: ConstraintSpec) -> ConstrainedSpan:
         """Start a span here whose text must match ``spec`` (`Regex`, `Grammar`, `JsonSchema`);
-        draw its tokens with ``await model.sample(span.next_token())`` (see `selfsteer.smc.lm.span`)."""
-        from .span import ConstrainedSpan
+        draw its tokens with ``await model.sample(span.next_token())`` (see `selfsteer.smc.constraints.span`)."""
+        from ..constraints.span import ConstrainedSpan
 
         return ConstrainedSpan(self, spec)
 

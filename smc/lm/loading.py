@@ -158,7 +158,7 @@ def load_transformers(source: Path | str, name: str, device: str, dtype: str, **
         )
 
     transformers = _quiet_transformers()
-    from .hf import TransformersLM
+    from .transformers.backend import TransformersLM
 
     torch_dtype = {
         "auto": torch.bfloat16 if device.startswith("cuda") else torch.float32,

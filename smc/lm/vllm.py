@@ -34,7 +34,7 @@ import numpy as np
 
 from ..weights import logsumexp
 from .base import FeedRequest, FeedResult, GenerateRequest, GenerateResult, LanguageModel, StopRule
-from .hf import TokenizerText, eos_ids_of, vocabulary_of
+from .tokenizer import TokenizerText, eos_ids_of, vocabulary_of
 
 SAMPLING_TEMPERATURES = (1e-2, 2.0)  # vLLM rejects higher temperatures and raises lower ones
 

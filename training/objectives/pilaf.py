@@ -134,7 +134,7 @@ class PilafObjective:
     name = "pilaf"
 
     def __init__(self, params: PilafParams, policy: Policy, task: Task, *, sampling, loss, seed: int):
-        from selfsteer.smc.lm.hf import TransformersLM
+        from selfsteer.smc.lm.transformers.backend import TransformersLM
 
         if policy.reference is None:
             raise ValueError("pilaf needs the frozen reference model (need_reference=True)")

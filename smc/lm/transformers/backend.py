@@ -17,7 +17,6 @@ mask events, constrained spans), the next-token log-distributions in one copy.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from functools import cached_property
@@ -27,9 +26,11 @@ import numpy as np
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from ..distributions import ZeroProbability
+from ...distributions import ZeroProbability
+from ..base import FeedRequest, FeedResult, GenerateRequest, GenerateResult, LanguageModel, StopRule
+from ..tokenizer import TokenizerText, eos_ids_of, vocabulary_of
+from ..vocab import log_indicator
 from . import attention, packed
-from .base import FeedRequest, FeedResult, GenerateRequest, GenerateResult, LanguageModel, StopRule
 from .kv import (
     Block,
     BlockCache,
@@ -43,7 +44,6 @@ from .kv import (
     upload,
 )
 from .sampling import draw_tokens
-from .vocab import Vocabulary, log_indicator
 
 LOG_MASK_CACHE = 16  # device copies of recently used token masks
 COPY_PREFIX_BYTES = 32 * 2**20  # on CUDA: a prompt whose per-layer copies for all rows fit here is copied
@@ -51,59 +51,6 @@ COPY_PREFIX_BYTES = 32 * 2**20  # on CUDA: a prompt whose per-layer copies for a
 # shape (a decoding step's keys grow by one each step): on an H100 with torch 2.11, a 1.1B Llama at
 # one row took 76 ms per step on new lengths and 20.7 on seen ones, against 18.1 and 16.4 without it
 CUDA_SDPA_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
-EXTRA_EOS_TOKENS = ("<|endoftext|>", "<|eot_id|>", "<|end|>", "</s>")
-
-
-def vocabulary_of(tokenizer, model_vocab_size: int, eos_ids: set[int]) -> Vocabulary:
-    """Byte strings for every id the model can emit (ids past the tokenizer are empty specials)."""
-    from genlm.backend.tokenization import decode_vocab
-
-    byte_vocab, _ = decode_vocab(tokenizer)
-    tokens = [bytes(t) for t in byte_vocab]
-    n = max(model_vocab_size, len(tokens))
-    extra = list(range(len(tokens), n))
-    tokens += [b""] * len(extra)
-    special = set(getattr(tokenizer, "all_special_ids", [])) | set(extra)
-    special |= {i for i, t in enumerate(tokenizer.convert_ids_to_tokens(list(range(len(byte_vocab))))) if t in getattr(tokenizer, "added_tokens_encoder", {})}
-    return Vocabulary(tokens, eos_ids, special)
-
-
-def eos_ids_of(tokenizer, generation_config) -> set[int]:
-    ids = set()
-    for src in (getattr(tokenizer, "eos_token_id", None), getattr(generation_config, "eos_token_id", None)):
-        if isinstance(src, int):
-            ids.add(src)
-        elif isinstance(src, (list, tuple)):
-            ids.update(int(i) for i in src)
-    vocab = tokenizer.get_vocab()
-    ids.update(vocab[t] for t in EXTRA_EOS_TOKENS if t in vocab)
-    return ids
-
-
-class TokenizerText:
-    """Text <-> token ids through a Hugging Face tokenizer (``self.tokenizer``), for backends that have one."""
-
-    tokenizer: Any
-    name: str
-
-    def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
-
-    def bos_ids(self) -> list[int]:
-        probe = self.tokenizer("a").input_ids
-        bos = self.tokenizer.bos_token_id
-        return [bos] if bos is not None and probe and probe[0] == bos else []
-
-    @property
-    def has_chat_template(self) -> bool:
-        return bool(getattr(self.tokenizer, "chat_template", None))
-
-    def chat_prompt(self, messages: Sequence[dict]) -> list[int]:
-        if not self.has_chat_template:
-            raise ValueError(f"{self.name} has no chat template; pass the prompt as a string")
-        out = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
-        ids = out["input_ids"] if hasattr(out, "keys") else out  # a mapping in transformers >= 5
-        return [int(i) for i in ids]
 
 
 class TransformersLM(TokenizerText, LanguageModel):
