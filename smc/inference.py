@@ -18,11 +18,17 @@ step)`` returns one finite log-potential per particle; if step 3 resamples, the 
 added to the log-weights like a ``twist`` just before, and removed from the children afterwards
 (before a particle's next step, or at the next step's end for finished ones, and at the end of
 the run). Children thus carry ``logmeanexp(log_w + log_g) - log_g(ancestor)``, so the final
-target and the unbiasedness of ``log_ml`` are unchanged. A policy returning zeros leaves the run
-bit-identical to a run without it.
+target and the unbiasedness of ``log_ml`` are unchanged, though its variance can grow. A policy
+returning zeros leaves the run bit-identical to a run without it, except when a program twists a
+particle in the step that finishes it: a policy removes that twist before resampling, a run
+without one keeps it until the end of the run (both are properly weighted).
+
+``check`` applies to every finished particle, including those that finish in ``start()``.
 
 The returned `Result` holds ``log_ml = logmeanexp(final log-weights)``, the log of an unbiased
-estimate of the target's normalising constant. While a run lasts, Python's cycle collector
+estimate of the target's normalising constant when every particle finished (status completed or
+all_dead). A run cut by ``max_steps`` or ``time_limit`` averages unfinished particles' weights
+too, so its ``log_ml`` estimates the normalising constant of an intermediate target. While a run lasts, Python's cycle collector
 skips the objects that existed before it (see `heap`): the model's and libraries' objects are
 never scanned by the collections the run's allocations trigger.
 """
@@ -30,9 +36,12 @@ never scanned by the collections the run's allocations trigger.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import math
+import os
 import time
+import traceback
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -86,9 +95,11 @@ def reseed(particles: Sequence[Model], rng: np.random.Generator) -> None:
 
 
 async def start_particles(model: Model, n: int, rng: np.random.Generator) -> list[Model]:
+    """``n`` seeded copies of ``model`` after ``start()``; those it finished are checked."""
     particles = [model.clone() for _ in range(n)]
     reseed(particles, rng)
     await asyncio.gather(*(_guarded(p, p.start) for p in particles))
+    apply_checks(particles)
     return particles
 
 
@@ -100,7 +111,25 @@ async def _guarded(p: Model, fn) -> None:
         p.log_weight = -math.inf
         p.finished = True
     except Exception as e:
-        raise ProgramError(f"{type(p).__name__}.{fn.__name__}() raised {type(e).__name__}: {e}") from e
+        where = program_line(type(p), e)
+        raise ProgramError(
+            f"{type(p).__name__}.{fn.__name__}() raised {type(e).__name__}: {e}" + (f" ({where})" if where else "")
+        ) from e
+
+
+def program_line(cls: type, error: BaseException) -> str:
+    """``file:line: code`` of the innermost traceback frame in the program's own source (its
+    classes outside this package), or "" when none is found."""
+    files = set()
+    for c in cls.__mro__:
+        if not c.__module__.startswith(__package__):
+            with contextlib.suppress(TypeError, OSError):
+                files.add(inspect.getsourcefile(c))
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename in files]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f"at {os.path.basename(f.filename)}:{f.lineno}: {f.line}"
 
 
 def apply_checks(particles: Sequence[Model]) -> None:
@@ -114,6 +143,20 @@ def apply_checks(particles: Sequence[Model]) -> None:
             p._check_passed = ok
             if not ok:
                 p.log_weight = -math.inf
+
+
+def log_weights(particles: Sequence[Model]) -> np.ndarray:
+    """The particles' log-weights; ProgramError if one is NaN or +inf (set other than through the
+    primitives, which reject such increments)."""
+    log_w = np.array([p.log_weight for p in particles], dtype=np.float64)
+    bad = np.flatnonzero(np.isnan(log_w) | (log_w == math.inf))
+    if len(bad):
+        p = particles[int(bad[0])]
+        raise ProgramError(
+            f"{type(p).__name__} particle {int(bad[0])} has log-weight {log_w[bad[0]]}; change weights only "
+            "through observe/score/condition/twist, with finite or -inf values"
+        )
+    return log_w
 
 
 def stop_before_step(n_steps: int, max_steps: int, deadline: float | None) -> Status | None:
@@ -233,7 +276,7 @@ async def smc_async(
             n_steps += 1
             apply_checks(particles)
             log_g = consult_reweight(particles, reweight, n_steps) if reweight is not None else None
-            log_w = np.array([p.log_weight for p in particles])
+            log_w = log_weights(particles)
             current_ess = ess(log_w)
             ess_history.append(current_ess)
             if trace is not None:

@@ -47,7 +47,8 @@ class Result:
     """Particles, weights and diagnostics of one run.
 
     ``log_ml`` is the log of an unbiased estimate of the normalising constant Z of the program's
-    target (``E[exp(log_ml)] = Z``). ``weights`` are the normalised final weights; ``posterior``
+    target (``E[exp(log_ml)] = Z``); under ``STEP_CAP`` or ``TIMEOUT`` it includes unfinished
+    particles and estimates the constant of an intermediate target instead. ``weights`` are the normalised final weights; ``posterior``
     maps each distinct finished output to its total normalised weight.
     """
 

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from .inference import (
     apply_checks,
     finish_run,
+    log_weights,
     reseed,
     run_sync,
     start_particles,
@@ -53,10 +54,10 @@ def optimal_resample(rng: np.random.Generator, log_w: np.ndarray, n: int) -> tup
     The new weights satisfy ``E[sum(exp(new)) / len(new)] = sum(exp(log_w)) / len(log_w)``.
     """
     m = len(log_w)
-    positive = np.flatnonzero(np.isfinite(log_w))
+    w = normalise(log_w)
+    positive = np.flatnonzero(w > 0)  # what survives normalisation (exp underflows below ~745 nats)
     if len(positive) <= n:
         return positive, log_w[positive] + math.log(len(positive) / m)
-    w = normalise(log_w)
     c = keep_threshold(w, n)
     keep = np.flatnonzero(c * w >= 1.0)
     rest = np.flatnonzero((c * w < 1.0) & (w > 0))
@@ -113,7 +114,7 @@ async def smc_steer_async(
             completed = await step_particles(pool, deadline)
             n_steps += 1
             apply_checks(pool)
-            log_w = np.array([p.log_weight for p in pool])
+            log_w = log_weights(pool)
             ess_history.append(ess(log_w))
             if trace is not None:
                 trace.record_step(n_steps, pool, ess_history[-1])
@@ -124,7 +125,7 @@ async def smc_steer_async(
             if not np.any(np.isfinite(log_w)):
                 particles, status = pool, Status.ALL_DEAD
                 break
-            indices, new_log_w = optimal_resample(rng, np.array([p.log_weight for p in pool]), n_particles)
+            indices, new_log_w = optimal_resample(rng, log_w, n_particles)
             particles = [pool[i] for i in indices]
             for p, lw in zip(particles, new_log_w, strict=True):
                 p.log_weight = float(lw)
