@@ -325,3 +325,23 @@ def test_smc_steer_on_a_text_model(proposal):
 
 def test_a_single_particle_is_an_importance_sampler():
     assert_targets(full_program(WordThenChunk, "b"), target_of(word_then_chunk, 6), n=1, runs=600)
+
+
+@pytest.mark.slow
+def test_a_word_end_binds_only_the_first_token_of_the_next_chunk(lm):
+    """On SmolLM2: after next_word(), extend(stop=".") may continue words again from its second
+    token on (when the word-end restriction leaked into the whole chunk, none did and the stop
+    was never reached)."""
+
+    class WordThenSentence(TextModel):
+        async def step(self):
+            await self.next_word()
+            self.chunk = await self.extend(stop=".", max_tokens=24)
+            self.finish(self.text)
+
+    r = smc(WordThenSentence(lm, "Write one sentence about cats."), 6, seed=0, ess_threshold=0.0)
+    cont = lm.masks.where("continues_word", lambda t: bool(t) and not t[0].isspace())
+    chunks = [p.chunk for p in r.particles if p.alive]
+    assert chunks and all(c.token_ids[0] not in cont for c in chunks)
+    assert sum(t in cont for c in chunks for t in c.token_ids[1:]) > 0
+    assert any(c.stop_reason == "stop" for c in chunks)
