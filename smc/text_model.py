@@ -14,8 +14,9 @@ proposal alike, and applies to that one token, weighted once:
   ``log_w += log p_prior(t) - log q(t | mask)``.
 - ``await self.next_word(max_chars=None) -> str``: one whitespace-delimited word (trailing
   punctuation included, surrounding whitespace stripped), token by token.
-- ``await self.extend(stop=..., max_tokens=..., max_chars=..., allow_eos=True) -> Chunk``: a
-  chunk up to a stop string, EOS or a budget, generated for all particles in one batched loop.
+- ``await self.extend(stop=..., max_tokens=..., max_chars=..., allow_eos=True, mask=None) -> Chunk``:
+  a chunk up to a stop string, EOS or a budget, generated for all particles in one batched loop
+  (``mask``: every token of the chunk lies in it).
 - ``await self.constrain_step(spec) -> ConstrainedSpan``: one token inside a `Regex`, `Grammar`
   or `JsonSchema` (call once per step until ``span.done``); target prior * 1[text matches].
 - ``await self.extend_with(text) -> float``: force ``text``; ``log_w += log p_prior(text)``.
