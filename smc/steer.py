@@ -25,31 +25,38 @@ from .trace import Trace
 from .weights import logsumexp, normalise
 
 
-def keep_threshold(weights: np.ndarray, n: int) -> float:
-    """The ``c`` with ``sum(min(1, c * w)) = n`` for normalised ``weights`` with more than n positive."""
+def n_kept_whole(weights: np.ndarray, n: int) -> int:
+    """How many of the largest normalised ``weights`` (more than ``n`` of them positive) are kept
+    whole: the smallest ``k`` with ``c_k * w_(k) < 1`` for ``c_k = (n - k) / sum(w_(k:))``, the
+    ``c`` with ``sum(min(1, c * w)) = n`` (``w_(k)`` sorted descending).
+
+    At ``k = n - 1`` the condition holds whenever a smaller positive weight follows, so the search
+    stops there even where rounding (one weight within float precision of 1) says otherwise.
+    """
     w = np.sort(weights)[::-1]
-    tail = np.cumsum(w[::-1])[::-1]  # tail[k] = sum of w[k:]
-    for k in range(n):
-        c = (n - k) / tail[k]
-        if c * w[k] < 1.0:
-            return c
-    raise ValueError("fewer than n positive weights")  # unreachable when the precondition holds
+    tail = np.cumsum(w[::-1])[::-1]  # tail[k] = sum of w[k:], summed from the smallest
+    for k in range(n - 1):
+        if (n - k) / tail[k] * w[k] < 1.0:
+            return k
+    return n - 1
 
 
 def optimal_resample(rng: np.random.Generator, log_w: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Choose at most ``n`` distinct indices; returns (indices, new log-weights).
 
     The new weights satisfy ``E[sum(exp(new)) / len(new)] = sum(exp(log_w)) / len(log_w)``.
+    Indices whose weight underflows to 0 beside the largest (more than ~745 nats below it) are
+    dropped, a relative change of the total below float precision.
     """
     m = len(log_w)
     w = normalise(log_w)
-    positive = np.flatnonzero(w > 0)  # what survives normalisation (exp underflows below ~745 nats)
+    positive = np.flatnonzero(w > 0)
     if len(positive) <= n:
-        return positive, log_w[positive] + math.log(len(positive) / m)
-    c = keep_threshold(w, n)
-    keep = np.flatnonzero(c * w >= 1.0)
-    rest = np.flatnonzero((c * w < 1.0) & (w > 0))
-    k = n - len(keep)
+        return positive, log_w[positive] + (math.log(len(positive) / m) if len(positive) else 0.0)
+    order = positive[np.argsort(-w[positive], kind="stable")]
+    whole = n_kept_whole(w, n)
+    keep, rest = np.sort(order[:whole]), np.sort(order[whole:])
+    k = n - whole
     picked = rest[systematic(rng, w[rest] / w[rest].sum(), k)]
     scale = math.log(n / m)
     log_rest = logsumexp(log_w[rest]) - math.log(k)

@@ -9,6 +9,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from selfsteer.smc import (
     Bernoulli,
@@ -21,6 +23,7 @@ from selfsteer.smc import (
     smc_steer,
 )
 from selfsteer.smc.resampling import RESAMPLERS
+from selfsteer.smc.weights import normalise
 
 LM = ExactLM(("a", "b", " c"), max_len=5, seed=11, concentration=0.7)
 PROMPT = LM.prompt_ids("a")
@@ -154,6 +157,9 @@ def test_optimal_resampling_counts_what_survives_normalisation():
 
     indices, new = optimal_resample(np.random.default_rng(0), np.array([0.0, -800.0, -800.0, -800.0]), 2)
     assert list(indices) == [0] and new[0] == pytest.approx(math.log(1 / 4))
+    # one weight within float precision of the total, the other positive (found by hypothesis)
+    indices, new = optimal_resample(np.random.default_rng(0), np.array([0.0, 37.0]), 1)
+    assert len(indices) == 1 and np.isfinite(new).all()
 
 
 def test_smc_steer_with_weights_beyond_exp_range():
@@ -208,3 +214,18 @@ def test_score_minus_inf_still_kills_only_that_particle():
 def test_resamplers_reject_invalid_weights(scheme, weights):
     with pytest.raises(ValueError, match="finite, non-negative"):
         RESAMPLERS[scheme](np.random.default_rng(0), np.array(weights), 3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.floats(-2000, 50), st.just(-math.inf)), min_size=1, max_size=12),
+       st.integers(1, 6), st.integers(0, 2**32 - 1))
+def test_optimal_resampling_handles_any_finite_spread(log_w, n, seed):
+    """No crash for any weights; at most n distinct survivors, each with positive normalised weight."""
+    from selfsteer.smc.steer import optimal_resample
+
+    log_w = np.array(log_w)
+    indices, new = optimal_resample(np.random.default_rng(seed), log_w, n)
+    assert len(indices) <= n and len(set(indices.tolist())) == len(indices)
+    assert np.all(np.isfinite(new)) and np.all(normalise(log_w)[indices] > 0)
+    if np.isfinite(log_w).any():
+        assert len(indices) >= 1
