@@ -78,7 +78,9 @@ class AnswerWithConfidence(TextModel):
             (e.g. `LogMemory.recall(...).examples`).
         max_reasoning_tokens: reasoning budget; reasoning_line_tokens: tokens per reasoning step.
         max_answer_tokens: budget of a text answer; max_number_chars: of a number answer.
-        confidence_power: the target is multiplied by ``max(q, 0.01) ** confidence_power``.
+        confidence_power: the target becomes the follower's probability times
+            ``max(q, 0.01) ** confidence_power`` on the outputs the program can produce and that
+            pass ``check`` (0 elsewhere); q is the stated confidence.
         temperature: temperature of the follower (the target is the tempered follower).
     """
 

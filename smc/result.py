@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .model import Model
-from .trace import Trace
+from .trace import StepRecord, Trace
 from .weights import normalise
 
 if TYPE_CHECKING:
@@ -47,8 +47,10 @@ class Result:
     """Particles, weights and diagnostics of one run.
 
     ``log_ml`` is the log of an unbiased estimate of the normalising constant Z of the program's
-    target (``E[exp(log_ml)] = Z``). ``weights`` are the normalised final weights; ``posterior``
-    maps each distinct finished output to its total normalised weight.
+    target (``E[exp(log_ml)] = Z``); under ``STEP_CAP`` or ``TIMEOUT`` it includes unfinished
+    particles and estimates the constant of an intermediate target instead. ``weights`` are the normalised final weights; ``posterior``
+    maps each distinct finished output to its total normalised weight. ``records`` holds what
+    every step of the loop did (ESS, parents, resampling ancestors).
     """
 
     particles: list[Model]
@@ -56,8 +58,7 @@ class Result:
     log_ml: float
     status: Status
     n_steps: int
-    ess_history: list[float] = field(default_factory=list)
-    n_resamples: int = 0
+    records: list[StepRecord] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     trace: Trace | None = None
     algorithm: str = "smc"
@@ -66,6 +67,16 @@ class Result:
     @property
     def n_particles(self) -> int:
         return len(self.particles)
+
+    @property
+    def ess_history(self) -> list[float]:
+        """The ESS after every step (before any resampling)."""
+        return [r.ess for r in self.records]
+
+    @property
+    def n_resamples(self) -> int:
+        """How many steps resampled (SMC-steer selects its population at every step)."""
+        return sum(r.resampled for r in self.records)
 
     @property
     def weights(self) -> np.ndarray:

@@ -6,7 +6,8 @@ distinct answer and returns the best:
 
 - ``majority``: ``score(a) = #{i : a_i = a}``;
 - ``confidence``: ``score(a) = sum_i q_i 1[a_i = a]`` (RLCR's confidence-weighted vote; a particle
-  without a stated confidence does not vote);
+  without a stated confidence does not vote; the importance weights are ignored, so this is a vote
+  of the population, not an estimate under the SMC posterior);
 - ``max_confidence``: ``score(a) = max_i q_i 1[a_i = a]`` (the answer of the most confident particle);
 - ``likelihood``: ``score(a) = sum_i w_i 1[a_i = a]`` with ``w`` the normalised importance weights,
   i.e. the answer marginal of the SMC posterior.

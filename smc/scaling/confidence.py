@@ -6,8 +6,11 @@ answer, or a confidence that is missing, not a number or outside [0, 1], is a fo
 reads as None.
 
 `confidence_log_weight` turns a stated confidence into a permanent factor ``max(q, floor)^power``
-on a particle's weight: with ``power = 1`` the SMC posterior over answers becomes the
-confidence-weighted vote of the population, and ``power = 0`` leaves the target unchanged.
+on a particle's weight: the program's target becomes its prior times ``max(q, floor)^power`` on
+the outputs it can produce and that pass ``check``, and ``power = 0`` leaves the target unchanged.
+This reweights the posterior (the ``likelihood`` vote); the ``confidence`` vote of
+`selfsteer.smc.scaling.aggregate` is another thing: it sums stated confidences and ignores the
+importance weights.
 """
 
 from __future__ import annotations
