@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from selfsteer.smc.scaling.answers import vote
+
 from .scaling_options import (
     accepts_examples,
     add_scaling_flags,
@@ -119,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"trace written to {args.trace} (view it: selfsteer view {args.trace})", file=sys.stderr)
     extra = scaling_report(result, args)
     if memory is not None:
-        entry = record_run(memory, lm, model, result, result.vote(args.vote or "majority"))
+        entry = record_run(memory, lm, model, result, vote(result, args.vote or "majority"))
         print(f"LAG: run stored as log {entry}" if entry else "LAG: no answer to store", file=sys.stderr)
     if args.json:
         print(json.dumps({**result.to_dict(), **extra}, indent=2))

@@ -15,7 +15,7 @@ import argparse
 import inspect
 from typing import Any
 
-from selfsteer.smc.scaling.aggregate import AGGREGATORS
+from selfsteer.smc.scaling.answers import AGGREGATORS, final_answers, vote
 
 LAG_OUTCOMES = ("correct", "unverified")  # runs recorded without a verifier are "unverified"
 
@@ -70,7 +70,7 @@ def lag_task(model: Any) -> tuple[str, str]:
 def record_run(memory, lm, model, result, vote) -> str:
     """Store the run's best particle for the voted answer as an "unverified" log; returns its id."""
     task, prompt = lag_task(model)
-    answers = result.answers()
+    answers = final_answers(result)
     best = max((i for i, a in enumerate(answers) if a is not None and a == vote.answer),
                key=lambda i: result.log_weights[i], default=None)
     if best is None:
@@ -83,12 +83,12 @@ def scaling_report(result, args: argparse.Namespace) -> dict[str, Any]:
     """What the flags add to the output: the vote and the trust scores."""
     out: dict[str, Any] = {}
     if args.vote:
-        out["vote"] = result.vote(args.vote).to_dict()
+        out["vote"] = vote(result, args.vote).to_dict()
     if args.trust:
-        from selfsteer.smc.scaling import EmbedderUnavailable
+        from selfsteer.smc.scaling import EmbedderUnavailable, trust
 
         try:
-            out["trust"] = result.trust().to_dict()
+            out["trust"] = trust(result).to_dict()
         except EmbedderUnavailable as e:
             raise SystemExit(f"error: --trust: {e}") from None
     return out

@@ -35,7 +35,7 @@ from .evaluate import evaluate
 from .metrics_log import MetricsLog
 from .objectives import build_objective, needs_reference
 from .policy import Policy, load_policy
-from .tasks import Question, Task, load_task
+from .questions import Question, Task, load_task
 
 Observer = Callable[[str, dict], None]
 RESUMABLE_DIFFERENCES = ("log", "optim.steps", "out_dir")  # settings a resumed run may change

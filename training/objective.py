@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import torch
 
 from .losses import Normaliser
-from .tasks import Question
+from .questions import Question
 
 
 def split(items: Sequence[Any], n: int) -> list[list[Any]]:

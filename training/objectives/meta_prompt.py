@@ -28,8 +28,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from ..losses import Normaliser
 from ..objective import Batch
 from ..policy import Policy
+from ..questions import Question, Task
 from ..rollout import PROMPTS
-from ..tasks import Question, Task
 
 
 def answer_logprobs(model, prompt_ids: Sequence[int], answer_ids: Sequence[int], *, params=None,

@@ -36,9 +36,9 @@ from selfsteer.smc.lm.base import FeedResult
 from ..losses import Normaliser
 from ..objective import Batch
 from ..policy import Policy
+from ..questions import Question, Task
 from ..rl import label
 from ..rollout import PROMPTS, Rollout, Sample, group_seed, sample_groups_async
-from ..tasks import Question, Task
 
 
 def interpolate(policy_logp: np.ndarray, reference_logp: np.ndarray, beta: float, sign: int) -> np.ndarray:

@@ -15,9 +15,9 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..advantages import group_z
+from ..questions import Question
 from ..rewards import complete_and_correct
 from ..rollout import PROMPTS, PromptFn
-from ..tasks import Question
 from .recipe import Recipe
 
 
