@@ -6,7 +6,7 @@ every row holding the prompt (``--prompt no_e``: the no-e sentence's chat prompt
 
 - ``selfsteer``: `TransformersLM._forward` on a block over the shared prompt (shared-prefix attention);
 - ``selfsteer-copied-prefix``: the same with the prompt's keys copied into every row's attention
-  (``shared_prefix_attention=False``);
+  (the backend's private ``_shared_prefix_attention`` switch off);
 - ``plain``: the model called directly with a transformers `DynamicCache` holding every row's whole
   context, attention by SDPA, with the same linear-layer kernels as the backend (on the CPU, its
   oneDNN packed linears, `smc.lm.transformers.packed`): what the KV store and attention cost is measured against;
@@ -74,12 +74,12 @@ def selfsteer_step(shared: SharedModel, prompt: list[int], own: list[int], batch
         lm._forward(block, [own] * batch, last_only=True)
 
     def step() -> torch.Tensor:
-        chosen, lm.shared_prefix_attention = lm.shared_prefix_attention, split_prefix
+        chosen, lm._shared_prefix_attention = lm._shared_prefix_attention, split_prefix
         try:
             with torch.inference_mode():
                 logits = lm._forward(block, [[token]] * batch, last_only=True)
         finally:
-            lm.shared_prefix_attention = chosen
+            lm._shared_prefix_attention = chosen
         block.width -= 1
         block.lengths = [n - 1 for n in block.lengths]
         return logits

@@ -25,7 +25,7 @@ from .inference import (
     start_particles,
     step_particles,
     stop_before_step,
-    validate_program,
+    validate_model,
     validate_settings,
 )
 from .lm.transformers.heap import collect_new_objects_only
@@ -81,7 +81,7 @@ async def smc_steer_async(
     progress: bool = False,
 ) -> Result:
     """SMC-steer from inside an event loop. See `smc_steer`."""
-    validate_program(model)
+    validate_model(model)
     validate_settings(n_particles, 0.0, max_steps, time_limit)
     if not isinstance(n_beam, (int, np.integer)) or n_beam < 1:
         raise ValueError(f"n_beam must be an integer >= 1, got {n_beam!r}")
@@ -134,9 +134,20 @@ async def smc_steer_async(
     return finish_run(particles, status, n_steps, ess_history, 0, started, trace, "smc_steer", seed)
 
 
-def smc_steer(model: Model, n_particles: int, n_beam: int = 3, **kwargs) -> Result:
+def smc_steer(
+    model: Model,
+    n_particles: int,
+    n_beam: int = 3,
+    *,
+    seed: int | None = None,
+    max_steps: int = 1000,
+    time_limit: float | None = None,
+    record: bool = False,
+    progress: bool = False,
+) -> Result:
     """Beam-like SMC: expand each particle ``n_beam`` ways, keep ``n_particles`` without replacement.
 
-    Keyword arguments as for `smc`: ``seed``, ``max_steps``, ``time_limit``, ``record``, ``progress``.
+    ``seed``, ``max_steps``, ``time_limit``, ``record`` and ``progress`` as for `smc`.
     """
-    return run_sync(smc_steer_async(model, n_particles, n_beam, **kwargs))
+    return run_sync(smc_steer_async(model, n_particles, n_beam, seed=seed, max_steps=max_steps,
+                                    time_limit=time_limit, record=record, progress=progress))

@@ -14,7 +14,7 @@ def test_a_small_run_reports_what_it_timed(shared, tmp_path):
     args = forward_overhead.parse_args(["--batches", "1,3", "--repeats", "3", "--context", "4", "--out", str(tmp_path)])
     report = forward_overhead.run(args, shared)
 
-    assert shared.lm.shared_prefix_attention  # the backend's own setting is restored
+    assert shared.lm._shared_prefix_attention  # the backend's own setting is restored
     assert [r["batch"] for r in report["results"]] == [1, 3]
     assert report["prompt_tokens"] == len(shared.chat_ids(forward_overhead.NO_E_PROMPT))
     assert report["variants"] == list(forward_overhead.VARIANTS)  # the CPU backend packs: plain-unpacked is timed too

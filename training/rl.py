@@ -17,7 +17,7 @@ from selfsteer.smc.scaling.metrics import mean_distinct_answers
 
 from .config import LossSettings, SamplingSettings
 from .losses import Normaliser, aggregate, get_loss, kl_k3
-from .objective import Batch
+from .objectives.contract import Batch
 from .objectives.recipe import Recipe
 from .policy import Policy
 from .questions import Question, Task
