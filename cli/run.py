@@ -21,11 +21,11 @@ from selfsteer.smc.scaling.answers import vote
 from .scaling_options import (
     accepts_examples,
     add_scaling_flags,
-    exploration,
     lag_memory,
     lag_task,
     print_scaling,
     record_run,
+    scaling_options,
     scaling_report,
 )
 
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         lm, model = load_with_logs(args, memory)
     else:
         model = load_program(args)
-    reweight = exploration(args)
+    reweight = scaling_options(args).reweight()
     common = dict(seed=args.seed, max_steps=args.max_steps, time_limit=args.time_limit,
                   record=args.trace is not None or args.trust, progress=True)
     if args.beam:

@@ -16,6 +16,7 @@ import inspect
 from typing import Any
 
 from selfsteer.smc.scaling.answers import AGGREGATORS, final_answers, vote
+from selfsteer.smc.scaling.options import ScalingOptions
 
 LAG_OUTCOMES = ("correct", "unverified")  # runs recorded without a verifier are "unverified"
 
@@ -33,15 +34,12 @@ def add_scaling_flags(p: argparse.ArgumentParser, *, lag: bool = True) -> None:
     g.add_argument("--lag-k", type=int, default=1, help="how many stored logs to reuse (default 1)")
 
 
-def exploration(args: argparse.Namespace):
-    """The ``reweight`` policy the flags ask for, or None."""
-    if args.explore < 0:
-        raise SystemExit("error: --explore must be >= 0")
-    if args.explore == 0:
-        return None
-    from selfsteer.smc.scaling import Exploration
-
-    return Exploration(args.explore, b0=args.explore_b0)
+def scaling_options(args: argparse.Namespace) -> ScalingOptions:
+    """The `ScalingOptions` the flags ask for (a bad value exits with the option's error)."""
+    try:
+        return ScalingOptions(explore=args.explore, explore_b0=args.explore_b0, vote=args.vote, trust=args.trust)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
 
 
 def lag_memory(args: argparse.Namespace):
