@@ -108,10 +108,10 @@ class SyncCounter(TorchFunctionMode):
             for f in reversed(traceback.extract_stack()[:-2])
             if "/torch/" not in f.filename and f.filename != __file__
         )
-        owner = (
-            "transformers"
-            if "/transformers/" in frame.filename
-            else ("selfsteer" if "/smc/" in frame.filename else "other")
+        owner = (  # selfsteer first: its backend lives in smc/lm/transformers/
+            "selfsteer"
+            if "/smc/" in frame.filename
+            else ("transformers" if "/transformers/" in frame.filename else "other")
         )
         self.syncs.append(
             Sync(op, owner, f"{Path(frame.filename).name}:{frame.lineno}", self.lm.n_forward, elements)
