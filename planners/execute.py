@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from selfsteer.smc import LanguageModel, ProgramError, TextModel, load_lm, smc_async
+from selfsteer.smc.scaling import ScalingOptions
 
 from .outcome import RunSummary, smc_extras, summarize
 from .plan import Plan
@@ -31,9 +32,7 @@ class AttemptFailed(RuntimeError):
 
 @dataclass
 class RunSettings:
-    """How a plan is run: the follower, particles, seed, limits and test-time scaling options
-    (``explore``: outcome-based exploration weight, 0 = off; ``vote``: an aggregator name;
-    ``trust``: gather what the trust scores need: the run's record and the responses)."""
+    """How a plan is run: the follower, particles, seed, limits and test-time scaling options."""
 
     follower: str | None = None  # a load_lm name; None = the bundled SmolLM2-135M-Instruct
     n_particles: int = 8
@@ -41,14 +40,7 @@ class RunSettings:
     ess_threshold: float = 0.5
     limits: Limits = field(default_factory=Limits)
     lm: LanguageModel | None = None  # a loaded follower for in-process (library) runs
-    explore: float = 0.0
-    explore_b0: float = 0.5
-    vote: str | None = None
-    trust: bool = False
-
-    def scaling_job(self) -> dict:
-        """The scaling options as JSON for the sandbox child."""
-        return {"explore": self.explore, "explore_b0": self.explore_b0, "vote": self.vote, "trust": self.trust}
+    scaling: ScalingOptions = ScalingOptions()
 
 
 _FOLLOWERS: dict[str | None, LanguageModel] = {}
@@ -87,10 +79,10 @@ async def run_library_plan(plan: Plan, task: str, settings: RunSettings) -> RunS
         started = time.monotonic()
         result = await smc_async(model, settings.n_particles, seed=settings.seed, ess_threshold=settings.ess_threshold,
                                  max_steps=settings.limits.max_steps, time_limit=settings.limits.wall_s,
-                                 **smc_extras(settings.scaling_job()))
+                                 **smc_extras(settings.scaling))
     except (ProgramError, ValueError, TypeError) as e:
         raise AttemptFailed("program", f"{type(e).__name__}: {e}") from e
-    return summarize(result, time.monotonic() - started, settings.vote, responses=settings.trust)
+    return summarize(result, time.monotonic() - started, settings.scaling)
 
 
 async def run_lm_plan(plan: Plan, task: str, settings: RunSettings) -> RunSummary:
@@ -102,7 +94,7 @@ async def run_lm_plan(plan: Plan, task: str, settings: RunSettings) -> RunSummar
     try:
         run = await run_sandboxed(program, task, follower=settings.follower, n_particles=settings.n_particles,
                                   seed=settings.seed, ess_threshold=settings.ess_threshold, limits=settings.limits,
-                                  scaling=settings.scaling_job())
+                                  scaling=settings.scaling.to_json())
     except SandboxError as e:
         raise AttemptFailed(e.kind, str(e)) from e
     return run.summary

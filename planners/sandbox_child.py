@@ -27,7 +27,7 @@ import time
 import traceback
 from pathlib import Path
 
-from selfsteer.planners.outcome import smc_extras, summarize
+from selfsteer.planners.outcome import ScalingOptions, smc_extras, summarize
 
 PROGRAM_FILE = "<planned program>"
 NOBODY = 65534
@@ -201,7 +201,7 @@ async def run_program(cls: type, lm, job: dict):
     return await smc_async(
         model, job["n_particles"], seed=job.get("seed"), max_steps=job["max_steps"],
         time_limit=job["time_limit"], ess_threshold=job.get("ess_threshold", 0.5),
-        **smc_extras(job.get("scaling", {})),
+        **smc_extras(ScalingOptions.from_json(job.get("scaling", {}))),
     )
 
 
@@ -234,8 +234,7 @@ def main() -> None:
         send({"error": describe(e, memory_mb)})
         return
     try:
-        scaling = job.get("scaling", {})
-        summary = summarize(result, time.monotonic() - started, scaling.get("vote"), responses=scaling.get("trust", False))
+        summary = summarize(result, time.monotonic() - started, ScalingOptions.from_json(job.get("scaling", {})))
     except BaseException as e:  # noqa: BLE001 - an answer the aggregator cannot read is the program's fault
         send({"error": describe(e, memory_mb)})
         return

@@ -3,7 +3,7 @@
 A particle writes a few lines of reasoning, then ``<answer>A</answer>`` and
 ``<confidence>q</confidence>`` with q in [0, 1]. The population then supports every aggregator of
 `selfsteer.smc.scaling` (majority, confidence-weighted, max-confidence, likelihood) and the
-exploration and trust scores, through ``result.vote(...)`` and ``result.trust(...)``.
+exploration and trust scores, through ``scaling.vote(result, ...)`` and ``scaling.trust(result)``.
 
 Target: the follower prompted with the question (and any ``examples``, e.g. logs retrieved by
 LAG), restricted to responses of that form whose answer is well formed (a decimal number when
@@ -18,8 +18,8 @@ import re
 from collections.abc import Sequence
 
 from selfsteer.smc import LanguageModel, TextModel, TokenMask
-from selfsteer.smc.scaling.aggregate import canonical_answer
-from selfsteer.smc.scaling.confidence import confidence_log_weight, parse_tagged
+from selfsteer.smc.scaling.answers import canonical_answer, parse_tagged
+from selfsteer.smc.scaling.confidence import confidence_log_weight
 
 INSTRUCTION = (
     "Answer the question. Think in a line or two, then write the final answer between <answer> "

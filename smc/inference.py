@@ -70,8 +70,10 @@ class ProgramError(RuntimeError):
     """A program's own code raised an exception (not a zero-probability event)."""
 
 
-def validate_program(model: Model) -> None:
-    """Reject a model the engine cannot run, with a message that says how to fix it."""
+def validate_model(model: Model) -> None:
+    """Reject a model instance the engine cannot run, with a message that says how to fix it.
+
+    (Planner-written source code is checked by `selfsteer.planners.validate_program`.)"""
     if not isinstance(model, Model):
         raise TypeError(f"smc needs an instance of a Model subclass, got {type(model).__name__}")
     step = getattr(type(model), "step", None)
@@ -351,7 +353,7 @@ async def smc_async(
     reweight: Reweight | None = None,
 ) -> Result:
     """Run SMC from inside an event loop (Jupyter, async apps). See `smc` for the arguments."""
-    validate_program(model)
+    validate_model(model)
     validate_settings(n_particles, ess_threshold, max_steps, time_limit)
     get_resampler(resampling)
     trace = Trace("smc", n_particles, {"ess_threshold": ess_threshold, "resampling": resampling}) if record else None
@@ -361,26 +363,48 @@ async def smc_async(
 
 
 def run_sync(coro):
-    """Run a coroutine from synchronous code; inside a running loop, say to use the async twin."""
+    """Run a coroutine from synchronous code; inside a running loop, name the async twin to await.
+
+    The message names the caller from the coroutine: ``solve_async(...)`` reports ``solve()``.
+    """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
     coro.close()
+    twin = coro.__name__
     raise RuntimeError(
-        "smc() was called inside a running event loop (e.g. Jupyter); use `await smc_async(...)` "
-        "(or `await smc_steer_async(...)`) instead"
+        f"{twin.removesuffix('_async')}() was called inside a running event loop (e.g. Jupyter); "
+        f"use `await {twin}(...)` instead"
     )
 
 
-def smc(model: Model, n_particles: int, **kwargs) -> Result:
+def smc(
+    model: Model,
+    n_particles: int,
+    *,
+    ess_threshold: float = 0.5,
+    resampling: str = "stratified",
+    seed: int | None = None,
+    max_steps: int = 1000,
+    time_limit: float | None = None,
+    record: bool = False,
+    progress: bool = False,
+    reweight: Reweight | None = None,
+) -> Result:
     """Run SMC on ``model`` with ``n_particles`` particles and return a `Result`.
 
-    Keyword arguments: ``ess_threshold`` (0.5; 0 = importance sampling), ``resampling``
-    ("stratified", "systematic", "residual" or "multinomial"), ``seed`` (fixes the run on a given
-    backend), ``max_steps`` (1000), ``time_limit`` (seconds, None = no limit), ``record`` (keep a
-    `Trace` in ``result.trace``), ``progress`` (show a progress bar) and ``reweight`` (a policy whose
-    potentials steer which particles resampling copies, without changing the target; see the
-    module docstring).
+    Args:
+        ess_threshold: resample when the ESS falls below ``ess_threshold * n_particles``
+            (0 = importance sampling).
+        resampling: "stratified", "systematic", "residual" or "multinomial".
+        seed: fixes the run on a given backend.
+        max_steps: the step cap; time_limit: seconds (None = no limit).
+        record: keep a `Trace` in ``result.trace``; progress: show a progress bar.
+        reweight: a policy whose potentials steer which particles resampling copies, without
+            changing the target (see the module docstring).
     """
-    return run_sync(smc_async(model, n_particles, **kwargs))
+    return run_sync(smc_async(
+        model, n_particles, ess_threshold=ess_threshold, resampling=resampling, seed=seed, max_steps=max_steps,
+        time_limit=time_limit, record=record, progress=progress, reweight=reweight,
+    ))

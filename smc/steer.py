@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .inference import reseed, run_loop, run_sync, validate_program, validate_settings
+from .inference import reseed, run_loop, run_sync, validate_model, validate_settings
 from .model import Model
 from .resampling import systematic
 from .result import Result
@@ -110,7 +110,7 @@ async def smc_steer_async(
     progress: bool = False,
 ) -> Result:
     """SMC-steer from inside an event loop. See `smc_steer`."""
-    validate_program(model)
+    validate_model(model)
     validate_settings(n_particles, 0.0, max_steps, time_limit)
     if not isinstance(n_beam, (int, np.integer)) or n_beam < 1:
         raise ValueError(f"n_beam must be an integer >= 1, got {n_beam!r}")
@@ -119,9 +119,20 @@ async def smc_steer_async(
                           max_steps=max_steps, time_limit=time_limit, trace=trace, progress=progress)
 
 
-def smc_steer(model: Model, n_particles: int, n_beam: int = 3, **kwargs) -> Result:
+def smc_steer(
+    model: Model,
+    n_particles: int,
+    n_beam: int = 3,
+    *,
+    seed: int | None = None,
+    max_steps: int = 1000,
+    time_limit: float | None = None,
+    record: bool = False,
+    progress: bool = False,
+) -> Result:
     """Beam-like SMC: expand each particle ``n_beam`` ways, keep ``n_particles`` without replacement.
 
-    Keyword arguments as for `smc`: ``seed``, ``max_steps``, ``time_limit``, ``record``, ``progress``.
+    ``seed``, ``max_steps``, ``time_limit``, ``record`` and ``progress`` as for `smc`.
     """
-    return run_sync(smc_steer_async(model, n_particles, n_beam, **kwargs))
+    return run_sync(smc_steer_async(model, n_particles, n_beam, seed=seed, max_steps=max_steps,
+                                    time_limit=time_limit, record=record, progress=progress))

@@ -103,7 +103,7 @@ def test_which_forwards_split_the_prompt_off(monkeypatch):
     lm.copy_prefix_bytes = 64 * 40 * 256
     assert [lm._split_prefix(64, n) for n in (1, 40, 41)] == [False, False, True]
     assert not lm._split_prefix(1, 10_000)  # one row: nothing to share
-    lm.shared_prefix_attention = False
+    lm._shared_prefix_attention = False
     assert not lm._split_prefix(64, 10_000)
 
 

@@ -67,7 +67,7 @@ def test_fused_chunk_syncs_once_per_token(tiny, shared_prefix, monkeypatch):
     """N particles sample a T-token chunk, then a second one (which first feeds the pending token):
     one sync per sampled token (the ids with their log-probs and masses), none in transformers."""
     lm = tiny
-    monkeypatch.setattr(lm, "shared_prefix_attention", shared_prefix)
+    monkeypatch.setattr(lm, "_shared_prefix_attention", shared_prefix)
     lm.prompt_cache.clear()
 
     async def two_chunks():

@@ -30,12 +30,13 @@ import yaml
 from tqdm.auto import tqdm
 
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .config import ConfigError, OptimSettings, TrainConfig
+from .config import OptimSettings, TrainConfig
 from .evaluate import evaluate
 from .metrics_log import MetricsLog
 from .objectives import build_objective, needs_reference
 from .policy import Policy, load_policy
-from .tasks import Question, Task, load_task
+from .questions import Question, Task, load_task
+from .schema import ConfigError
 
 Observer = Callable[[str, dict], None]
 RESUMABLE_DIFFERENCES = ("log", "optim.steps", "out_dir")  # settings a resumed run may change

@@ -41,7 +41,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 
 from ..model import Model
-from .aggregate import AnswerFn, revealed_answer
+from .answers import AnswerFn, revealed_answer
 
 SEEN = "_exploration_seen"  # set on a particle once its answer is counted; copies inherit it
 
