@@ -95,9 +95,9 @@ class SolveEngine:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-        asyncio.run_coroutine_threadsafe(cancel_all(), self._loop).result(timeout=30)
+        asyncio.run_coroutine_threadsafe(cancel_all(), self._loop).result(timeout=300)
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=60)
 
     async def solve(self, task: str, *, plan: Plan | None = None, n_particles: int | None = None,
                     seed: int | None = None, attempts: int | None = None, time_limit: float | None = None,

@@ -160,7 +160,8 @@ def test_concurrent_requests_share_the_follower(served):
 @pytest.mark.slow
 def test_time_limit_and_disconnect_end_the_run(served):
     server, engine = served
-    long = {"program": "paragraph_sentence_count", "params": {"n_sentences": 6}, "particles": 8}
+    # token-level steps: a cancelled run stops after the forward in progress
+    long = {"program": "sentence_without_letter", "params": {"letter": "e"}, "particles": 8}
     with pytest.raises(openai.APIStatusError) as e:
         server.client().chat.completions.create(model="selfsteer", messages=user("Write about the sea."),
                                                 extra_body={"selfsteer": {**long, "time_limit": 0.5}})
@@ -170,7 +171,7 @@ def test_time_limit_and_disconnect_end_the_run(served):
     with httpx.Client(base_url=server.url, timeout=2.0) as http, pytest.raises(httpx.ReadTimeout):
         http.post("/v1/chat/completions", json={"model": "selfsteer", "messages": user("Write about the sea."),
                                                 "selfsteer": long})
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # generous: the CPU may be shared
     while engine.cancelled == cancelled or engine.running:
         assert time.monotonic() < deadline, "the run of a client that went away was not cancelled"
         time.sleep(0.1)
