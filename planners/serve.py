@@ -6,7 +6,8 @@ the posterior, the answer's weight, the check outcome, the program and the attem
 may carry their own ``selfsteer`` object (with the OpenAI client: ``extra_body={"selfsteer":
 {...}}``): ``program`` and ``params`` (run that library program instead of planning),
 ``particles``, ``attempts`` and ``time_limit`` (seconds, at most the server's). ``seed`` is the
-standard field. ``stream=true`` sends server-sent events: one ``chat.completion.chunk`` per
+standard field; sampling fields (``temperature``, ``max_tokens``, ...) are ignored, since the
+program decides how the follower samples. ``stream=true`` sends server-sent events: one ``chat.completion.chunk`` per
 progress event (``selfsteer.progress``), then the answer, then ``[DONE]``.
 
 Requests run concurrently on one `SolveEngine`, so their LM calls batch on one follower. Errors

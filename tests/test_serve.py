@@ -178,3 +178,43 @@ def test_time_limit_and_disconnect_end_the_run(served):
     reply = server.client().chat.completions.create(model="selfsteer", messages=user("A phone number."),
                                                     extra_body={"selfsteer": PHONE})
     assert reply.model_extra["selfsteer"]["check_passed"]  # the server carries on
+
+
+def test_serve_command_rejects_bad_options(capsys):
+    from selfsteer.cli.main import main
+
+    assert main(["serve", "--port", "70000"]) == 2
+    assert "--port must be 0-65535" in capsys.readouterr().err
+    assert main(["serve", "--particles", "0"]) == 2
+
+
+@pytest.mark.slow
+def test_selfsteer_serve_answers_the_openai_client(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "selfsteer.cli.main", "serve", "--port", str(port), "--particles", "2",
+                             "--no-cache", "--served-model-name", "steer"], stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0, timeout=600)
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                assert [m.id for m in client.models.list()] == ["steer"]
+                break
+            except openai.APIConnectionError:
+                assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+                time.sleep(1)
+        reply = client.chat.completions.create(model="steer", messages=user("A phone number."),
+                                               extra_body={"selfsteer": PHONE})
+        assert reply.model_extra["selfsteer"]["check_passed"] and len(reply.choices[0].message.content) == 8
+    finally:
+        proc.terminate()
+        proc.wait(60)
+        log.close()

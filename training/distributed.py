@@ -58,6 +58,8 @@ class DataParallel:
 
     def parts(self, items: Sequence[Any], grad_accum: int) -> list[list[Any]]:
         """This rank's micro-batches: its contiguous share of ``items``, in ``grad_accum`` parts."""
+        if self.world == 1:
+            return split(items, grad_accum)  # exactly `Batch.parts`
         share = split(items, self.world)[self.rank] if len(items) > self.rank else []
         return split(share, grad_accum) if share else []
 

@@ -170,7 +170,7 @@ def train(
     if start == 0:
         run_eval(0)
     bar = tqdm(range(start, o.steps), initial=start, total=o.steps, desc=f"train {objective.name}",
-               unit="step", disable=not lg.progress)
+               unit="step", disable=not (lg.progress and dp.main))
     for step in bar:
         # A new stage (ThinkPrune) starts from the last stage's weights with a fresh optimiser.
         if step > 0 and objective.stage(step) != objective.stage(step - 1):
