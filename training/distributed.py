@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from .objective import split
+from .objectives.contract import split
 
 
 @dataclass(frozen=True)
