@@ -17,26 +17,26 @@ from typing import Any
 
 from selfsteer.smc.scaling.aggregate import AGGREGATORS
 
+from .arguments import UsageError, count, non_negative
+
 LAG_OUTCOMES = ("correct", "unverified")  # runs recorded without a verifier are "unverified"
 
 
 def add_scaling_flags(p: argparse.ArgumentParser, *, lag: bool = True) -> None:
     g = p.add_argument_group("test-time scaling")
     g.add_argument("--vote", choices=AGGREGATORS, default=None, help="aggregate the particles' answers")
-    g.add_argument("--explore", type=float, default=0.0, metavar="WEIGHT",
+    g.add_argument("--explore", type=non_negative, default=0.0, metavar="WEIGHT",
                    help="outcome-based exploration weight (0 = off)")
     g.add_argument("--explore-b0", type=float, default=0.5, help="UCB offset b0 of the exploration bonus")
     g.add_argument("--trust", action="store_true", help="report semantic isotropy and the failed-step fraction")
     if not lag:
         return
     g.add_argument("--lag-store", default=None, metavar="DIR", help="log store for log-augmented generation")
-    g.add_argument("--lag-k", type=int, default=1, help="how many stored logs to reuse (default 1)")
+    g.add_argument("--lag-k", type=count(1), default=1, help="how many stored logs to reuse (default 1)")
 
 
 def exploration(args: argparse.Namespace):
     """The ``reweight`` policy the flags ask for, or None."""
-    if args.explore < 0:
-        raise SystemExit("error: --explore must be >= 0")
     if args.explore == 0:
         return None
     from selfsteer.smc.scaling import Exploration
@@ -47,8 +47,6 @@ def exploration(args: argparse.Namespace):
 def lag_memory(args: argparse.Namespace):
     if args.lag_store is None:
         return None
-    if args.lag_k < 1:
-        raise SystemExit("error: --lag-k must be >= 1")
     from selfsteer.smc.scaling import LogMemory
 
     return LogMemory(args.lag_store, k=args.lag_k, outcomes=LAG_OUTCOMES)
@@ -62,7 +60,7 @@ def lag_task(model: Any) -> tuple[str, str]:
     """The task and user prompt of a program that supports LAG (attributes ``task``, ``user_prompt``)."""
     task, prompt = getattr(model, "task", None), getattr(model, "user_prompt", None)
     if not isinstance(task, str) or not isinstance(prompt, str):
-        raise SystemExit("error: --lag-store needs a program with `task` and `user_prompt` attributes "
+        raise UsageError("--lag-store needs a program with `task` and `user_prompt` attributes "
                          "(e.g. AnswerWithConfidence) and make_model(lm, examples=...)")
     return task, prompt
 
@@ -90,7 +88,7 @@ def scaling_report(result, args: argparse.Namespace) -> dict[str, Any]:
         try:
             out["trust"] = result.trust().to_dict()
         except EmbedderUnavailable as e:
-            raise SystemExit(f"error: --trust: {e}") from None
+            raise UsageError(f"--trust: {e}") from None
     return out
 
 

@@ -9,7 +9,9 @@
    unbiased;
 
 until every particle has finished, all are dead, ``max_steps`` steps have run or ``time_limit``
-seconds have passed. ``ess_threshold=0`` never resamples (importance sampling); ``1`` resamples
+seconds have passed, or the run is cancelled (Ctrl-C in `smc`, ``task.cancel()`` around
+`smc_async`): a cancelled run returns the particles so far with status ``interrupted`` instead of
+raising. ``ess_threshold=0`` never resamples (importance sampling); ``1`` resamples
 at every step where the weights are not all equal.
 
 An optional ``reweight`` policy (e.g. `selfsteer.smc.scaling.Exploration`) changes which
@@ -31,8 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import math
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -96,9 +98,10 @@ async def _guarded(p: Model, fn) -> None:
     """Run one particle's coroutine; zero-probability events kill the particle, bugs raise."""
     try:
         await fn()
-    except (ParticleDied, ZeroProbability):
-        p.log_weight = -math.inf
-        p.finished = True
+    except ParticleDied:
+        pass
+    except ZeroProbability as e:
+        p.kill(f"zero probability: {e}")
     except Exception as e:
         raise ProgramError(f"{type(p).__name__}.{fn.__name__}() raised {type(e).__name__}: {e}") from e
 
@@ -113,7 +116,15 @@ def apply_checks(particles: Sequence[Model]) -> None:
                 raise ProgramError(f"{type(p).__name__}.check() raised {type(e).__name__}: {e}") from e
             p._check_passed = ok
             if not ok:
-                p.log_weight = -math.inf
+                p.kill(f"check: {type(p).__name__}.check rejected the output")
+
+
+def record_deaths(particles: Sequence[Model], deaths: Counter[str]) -> None:
+    """Count the cause of every particle that died since the last call (for `Result.deaths`)."""
+    for p in particles:
+        if p.death is not None and not p._death_recorded:
+            p._death_recorded = True
+            deaths[p.death] += 1
 
 
 def stop_before_step(n_steps: int, max_steps: int, deadline: float | None) -> Status | None:
@@ -125,20 +136,23 @@ def stop_before_step(n_steps: int, max_steps: int, deadline: float | None) -> St
     return None
 
 
-async def step_particles(particles: Sequence[Model], deadline: float | None) -> bool:
-    """Step all unfinished particles concurrently; False if the deadline cut the step short."""
+async def step_particles(particles: Sequence[Model], deadline: float | None) -> bool | None:
+    """Step all unfinished particles concurrently; False if the deadline cut the step short, None if
+    the run was cancelled (Ctrl-C): the engine then returns the particles finished so far."""
     active = [p for p in particles if not p.finished]
     for p in active:
         p.untwist()
     steps = asyncio.gather(*(_guarded(p, p.step) for p in active))
-    if deadline is None:
-        await steps
-        return True
     try:
+        if deadline is None:
+            await steps
+            return True
         await asyncio.wait_for(steps, timeout=max(deadline - time.monotonic(), 0.0))
         return True
     except TimeoutError:
         return False
+    except asyncio.CancelledError:
+        return None
 
 
 def consult_reweight(particles: Sequence[Model], reweight: Reweight, step: int) -> np.ndarray:
@@ -172,8 +186,10 @@ def resample(particles: list[Model], rng: np.random.Generator, scheme: str) -> t
 
 def finish_run(
     particles: list[Model], status: Status, n_steps: int, ess_history: list[float], n_resamples: int,
-    started: float, trace: Trace | None, algorithm: str, seed: int | None,
+    started: float, trace: Trace | None, algorithm: str, seed: int | None, deaths: Counter[str] | None = None,
 ) -> Result:
+    deaths = Counter() if deaths is None else deaths
+    record_deaths(particles, deaths)
     for p in particles:
         p.untwist()
     log_w = np.array([p.log_weight for p in particles], dtype=np.float64)
@@ -192,6 +208,7 @@ def finish_run(
         trace=trace,
         algorithm=algorithm,
         seed=seed,
+        deaths=dict(deaths.most_common()),
     )
     if trace is not None:
         trace.record_final(str(status), result.log_ml, result.posterior)
@@ -223,6 +240,7 @@ async def smc_async(
     with collect_new_objects_only():
         particles = await start_particles(model, n_particles, rng)
         ess_history: list[float] = []
+        deaths: Counter[str] = Counter()
         n_resamples, n_steps, status = 0, 0, Status.COMPLETED
         bar = tqdm(desc="SMC", unit="step", disable=not progress, leave=False)
         while any(not p.finished for p in particles):
@@ -230,8 +248,12 @@ async def smc_async(
                 status = stop
                 break
             completed = await step_particles(particles, deadline)
+            if completed is None:
+                status = Status.INTERRUPTED
+                break
             n_steps += 1
             apply_checks(particles)
+            record_deaths(particles, deaths)
             log_g = consult_reweight(particles, reweight, n_steps) if reweight is not None else None
             log_w = np.array([p.log_weight for p in particles])
             current_ess = ess(log_w)
@@ -256,7 +278,7 @@ async def smc_async(
                 if trace is not None:
                     trace.record_resample(list(ancestors))
     bar.close()
-    return finish_run(particles, status, n_steps, ess_history, n_resamples, started, trace, "smc", seed)
+    return finish_run(particles, status, n_steps, ess_history, n_resamples, started, trace, "smc", seed, deaths)
 
 
 def run_sync(coro):

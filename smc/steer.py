@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 from .inference import (
     apply_checks,
     finish_run,
+    record_deaths,
     reseed,
     run_sync,
     start_particles,
@@ -92,6 +94,7 @@ async def smc_steer_async(
     with collect_new_objects_only():
         particles = await start_particles(model, n_particles, rng)
         ess_history: list[float] = []
+        deaths: Counter[str] = Counter()
         n_steps, status = 0, Status.COMPLETED
         bar = tqdm(desc="SMC-steer", unit="step", disable=not progress, leave=False)
         while any(not p.finished for p in particles):
@@ -111,8 +114,12 @@ async def smc_steer_async(
                 p.log_weight += math.log(len(pool) / m)
             reseed(pool, rng)
             completed = await step_particles(pool, deadline)
+            if completed is None:
+                particles, status = pool, Status.INTERRUPTED
+                break
             n_steps += 1
             apply_checks(pool)
+            record_deaths(pool, deaths)
             log_w = np.array([p.log_weight for p in pool])
             ess_history.append(ess(log_w))
             if trace is not None:
@@ -131,7 +138,7 @@ async def smc_steer_async(
             if trace is not None:
                 trace.record_resample(list(indices))
     bar.close()
-    return finish_run(particles, status, n_steps, ess_history, 0, started, trace, "smc_steer", seed)
+    return finish_run(particles, status, n_steps, ess_history, 0, started, trace, "smc_steer", seed, deaths)
 
 
 def smc_steer(model: Model, n_particles: int, n_beam: int = 3, **kwargs) -> Result:

@@ -33,7 +33,7 @@ def test_solve_scaling_flags(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "vote (majority): " in out and "trust: isotropy " in out
     assert main(["solve", "a", "--explore", "-1", "--planner", "library"]) == 2
-    assert "explore must be >= 0" in capsys.readouterr().err
+    assert "argument --explore: must be >= 0, got -1" in capsys.readouterr().err
 
 
 def test_solve_json_and_failure_exit_code(tmp_path, capsys):
@@ -54,7 +54,7 @@ def test_plan_prints_the_program(tmp_path, capsys):
 def test_plan_without_a_model_names_the_setting(capsys, monkeypatch):
     monkeypatch.delenv("SELFSTEER_PLANNER_MODEL", raising=False)
     monkeypatch.delenv("OPENAI_MODEL", raising=False)
-    assert main(["plan", "a", "--planner", "openai"]) == 1
+    assert main(["plan", "a", "--planner", "openai", "--planner-url", "http://127.0.0.1:9/v1"]) == 2
     assert "SELFSTEER_PLANNER_MODEL" in capsys.readouterr().err
 
 
