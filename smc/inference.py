@@ -294,14 +294,33 @@ def run_sync(coro):
     )
 
 
-def smc(model: Model, n_particles: int, **kwargs) -> Result:
+def smc(
+    model: Model,
+    n_particles: int,
+    *,
+    ess_threshold: float = 0.5,
+    resampling: str = "stratified",
+    seed: int | None = None,
+    max_steps: int = 1000,
+    time_limit: float | None = None,
+    record: bool = False,
+    progress: bool = False,
+    reweight: Reweight | None = None,
+) -> Result:
     """Run SMC on ``model`` with ``n_particles`` particles and return a `Result`.
 
-    Keyword arguments: ``ess_threshold`` (0.5; 0 = importance sampling), ``resampling``
-    ("stratified", "systematic", "residual" or "multinomial"), ``seed`` (fixes the run on a given
-    backend), ``max_steps`` (1000), ``time_limit`` (seconds, None = no limit), ``record`` (keep a
-    `Trace` in ``result.trace``), ``progress`` (show a progress bar) and ``reweight`` (a policy whose
-    potentials steer which particles resampling copies, without changing the target; see the
-    module docstring).
+    Args:
+        ess_threshold: resample when ESS < ess_threshold * n_particles (0 = importance sampling).
+        resampling: "stratified", "systematic", "residual" or "multinomial".
+        seed: fixes the run on a given backend (None: fresh randomness).
+        max_steps: step cap; time_limit: wall-clock seconds (None = no limit).
+        record: keep a `Trace` in ``result.trace``; progress: show a progress bar.
+        reweight: a policy whose potentials steer which particles resampling copies, without
+            changing the target (see the module docstring).
+
+    Ctrl-C (or cancelling `smc_async`'s task) ends the run with status ``interrupted`` and the
+    particles finished so far. Inside a running event loop (Jupyter) use ``await smc_async(...)``.
     """
-    return run_sync(smc_async(model, n_particles, **kwargs))
+    return run_sync(smc_async(model, n_particles, ess_threshold=ess_threshold, resampling=resampling, seed=seed,
+                              max_steps=max_steps, time_limit=time_limit, record=record, progress=progress,
+                              reweight=reweight))

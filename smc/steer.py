@@ -141,9 +141,20 @@ async def smc_steer_async(
     return finish_run(particles, status, n_steps, ess_history, 0, started, trace, "smc_steer", seed, deaths)
 
 
-def smc_steer(model: Model, n_particles: int, n_beam: int = 3, **kwargs) -> Result:
+def smc_steer(
+    model: Model,
+    n_particles: int,
+    n_beam: int = 3,
+    *,
+    seed: int | None = None,
+    max_steps: int = 1000,
+    time_limit: float | None = None,
+    record: bool = False,
+    progress: bool = False,
+) -> Result:
     """Beam-like SMC: expand each particle ``n_beam`` ways, keep ``n_particles`` without replacement.
 
-    Keyword arguments as for `smc`: ``seed``, ``max_steps``, ``time_limit``, ``record``, ``progress``.
+    ``seed``, ``max_steps``, ``time_limit``, ``record`` and ``progress`` as for `smc`.
     """
-    return run_sync(smc_steer_async(model, n_particles, n_beam, **kwargs))
+    return run_sync(smc_steer_async(model, n_particles, n_beam, seed=seed, max_steps=max_steps,
+                                    time_limit=time_limit, record=record, progress=progress))
