@@ -123,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
     except ProgramError as e:
         raise UsageError(f"{e}{where(e.__cause__, args.program)}; fix the program") from None
     if args.trace is not None:
+        result.trace.data["meta"].update(program=f"{type(model).__name__} ({args.program})",
+                                         task=args.task or getattr(model, "task", None))
         result.trace.save(args.trace)
         print(f"trace written to {args.trace} (view it: selfsteer view {args.trace})", file=sys.stderr)
     extra = scaling_report(result, args)

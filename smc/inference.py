@@ -211,7 +211,7 @@ def finish_run(
         deaths=dict(deaths.most_common()),
     )
     if trace is not None:
-        trace.record_final(str(status), result.log_ml, result.posterior)
+        trace.record_final(str(status), result.log_ml, result.posterior, result.deaths)
     return result
 
 
