@@ -41,5 +41,18 @@ def run(args: argparse.Namespace) -> int:
     if result.params:
         header += f"  params: {json.dumps(result.params)}"
     print(header)
-    print(result.source)
+    print(program_source(result))
     return 0
+
+
+def program_source(plan) -> str:
+    """The code that runs for ``plan``: a written program whole, a library program's class alone
+    (with the module it lives in), not the library module around it."""
+    import inspect
+
+    from selfsteer.planners.execute import library_class
+
+    if plan.origin != "library":
+        return plan.source
+    cls = library_class(plan)
+    return f"# class {cls.__name__} from {cls.__module__}\n" + inspect.getsource(cls)

@@ -15,6 +15,7 @@ from .planner_options import (
     limits_from_args,
     planner_from_args,
 )
+from .plan import program_source
 from .scaling_options import add_scaling_flags, print_scaling
 from .threads import apply_threads
 
@@ -68,5 +69,5 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"no verified answer after {len(result.attempts)} attempt(s); check: not passed\nlast error: {result.error}")
     if args.show_program and result.plan is not None:
-        print("\n# program\n" + result.plan.source)
+        print("\n# program\n" + program_source(result.plan))
     return 0 if result.check_passed else 1

@@ -105,3 +105,13 @@ def test_qwen_planner_is_never_downloaded_implicitly(tmp_path, monkeypatch, caps
     assert not any(tmp_path.rglob("*.gguf"))
     assert main(["planner", "list"]) == 0
     assert "not downloaded: selfsteer planner download qwen-coder" in capsys.readouterr().out
+
+
+def test_plan_prints_only_the_library_class_that_runs(capsys):
+    code = main(["plan", "Write a sentence without the letter e.", "--planner", "library"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    header, comment, *body = out.splitlines()
+    assert header.startswith("# ") and comment.startswith("# class ")
+    name = comment.split()[2]
+    assert body[0].startswith(f"class {name}(") and sum(line.startswith("class ") for line in body) == 1
