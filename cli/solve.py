@@ -8,6 +8,7 @@ import json
 import sys
 
 from .arguments import UsageError
+from .plan import program_source
 from .planner_options import (
     add_planner_options,
     add_run_options,
@@ -15,7 +16,6 @@ from .planner_options import (
     limits_from_args,
     planner_from_args,
 )
-from .plan import program_source
 from .scaling_options import add_scaling_flags, print_scaling
 from .threads import apply_threads
 
