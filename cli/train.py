@@ -1,7 +1,8 @@
 """``selfsteer train CONFIG.yaml``: post-train the follower model with an RL or meta-learning objective.
 
 Writes under the config's ``out_dir``: ``metrics.jsonl``, ``tensorboard/``, ``checkpoints/`` (resume
-with ``--resume``), ``final/`` (the trained model, loadable with ``load_lm``; LoRA runs also keep ``final/adapter``).
+with ``--resume``), ``final/`` (the trained model, loadable with ``load_lm``; LoRA runs save only ``final/adapter`` unless
+``model.lora.merge`` is true).
 ``--set section.key=value`` overrides a setting; ``--check`` only validates the config.
 """
 
