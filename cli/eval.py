@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
                       attempts=args.attempts, seed=args.seed, limits=limits_from_args(args),
                       cache=cache_from_args(args), reuse=args.reuse, baseline_tokens=args.baseline_tokens)
     print(report.table())
+    print(f"seed: {args.seed}   threads: {args.threads}")
     if args.out:
         args.out.write_text(report.to_json())
         print(f"report written to {args.out}", file=sys.stderr)

@@ -99,5 +99,9 @@ def print_scaling(extra: dict[str, Any]) -> None:
         share = "-" if v["share"] is None else f"{v['share']:.3f}"
         print(f"vote ({v['method']}): {v['answer']!r}   share {share}   voters {v['n_voters']}")
     if t:
-        print(f"trust: isotropy {t['isotropy']}   trust {t['trust']}   "
-              f"failed-step fraction {t['failed_step_fraction']}")
+        print(f"trust: isotropy {_round(t['isotropy'])}   trust {_round(t['trust'])}   "
+              f"failed-step fraction {_round(t['failed_step_fraction'])}")
+
+
+def _round(x: Any) -> str:
+    return f"{x:.3f}" if isinstance(x, float) else str(x)
