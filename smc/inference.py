@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -79,6 +80,11 @@ def validate_settings(n_particles: int, ess_threshold: float, max_steps: int, ti
         raise ValueError(f"max_steps must be >= 1, got {max_steps!r}")
     if time_limit is not None and time_limit <= 0:
         raise ValueError(f"time_limit must be positive seconds or None, got {time_limit!r}")
+
+
+def draw_seed() -> int:
+    """A fresh random seed, recorded in `Result.seed` so that a run without one can be repeated."""
+    return secrets.randbelow(2**63)
 
 
 def reseed(particles: Sequence[Model], rng: np.random.Generator) -> None:
@@ -234,6 +240,7 @@ async def smc_async(
     get_resampler(resampling)
     started = time.monotonic()
     deadline = started + time_limit if time_limit is not None else None
+    seed = draw_seed() if seed is None else seed
     rng = np.random.default_rng(seed)
     trace = Trace("smc", n_particles, {"ess_threshold": ess_threshold, "resampling": resampling}) if record else None
 
@@ -312,7 +319,7 @@ def smc(
     Args:
         ess_threshold: resample when ESS < ess_threshold * n_particles (0 = importance sampling).
         resampling: "stratified", "systematic", "residual" or "multinomial".
-        seed: fixes the run on a given backend (None: fresh randomness).
+        seed: fixes the run on a given backend (None: a fresh seed, recorded in ``result.seed``).
         max_steps: step cap; time_limit: wall-clock seconds (None = no limit).
         record: keep a `Trace` in ``result.trace``; progress: show a progress bar.
         reweight: a policy whose potentials steer which particles resampling copies, without

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from .inference import (
     apply_checks,
+    draw_seed,
     finish_run,
     record_deaths,
     reseed,
@@ -89,6 +90,7 @@ async def smc_steer_async(
         raise ValueError(f"n_beam must be an integer >= 1, got {n_beam!r}")
     started = time.monotonic()
     deadline = started + time_limit if time_limit is not None else None
+    seed = draw_seed() if seed is None else seed
     rng = np.random.default_rng(seed)
     trace = Trace("smc_steer", n_particles, {"n_beam": n_beam}) if record else None
     with collect_new_objects_only():

@@ -79,3 +79,10 @@ def test_the_planner_feedback_names_the_causes():
     feedback = summary.describe_failure()
     assert "4 x condition: test_deaths.py:" in feedback and "self.condition(len(self.ctx.text) > 99)" in feedback
     assert type(summary).from_dict(summary.to_dict()).deaths == summary.deaths
+
+
+def test_a_run_without_a_seed_records_the_one_it_drew():
+    first = smc(Dies("finish"), 4)
+    assert isinstance(first.seed, int)
+    again = smc(Dies("finish"), 4, seed=first.seed)
+    assert again.posterior == first.posterior and again.log_ml == first.log_ml
