@@ -17,6 +17,7 @@ from test_constraints import SpanProgram, assert_unbiased
 
 from selfsteer.programs.structured import schema_regex
 from selfsteer.smc import ExactLM, JsonSchema, smc
+from selfsteer.smc.constraints.json_keys import dead_comma
 from selfsteer.smc.lm.vocab import Vocabulary
 
 SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
@@ -79,12 +80,27 @@ def test_candidates_exclude_half_characters_and_leading_whitespace():
 
     async def check():
         first = await constraint.allowed([])
-        used = [TOKENS.index('{"a": 1'), TOKENS.index(', "a')]
-        return first, await constraint.viable(used, TOKENS.index('"'))
+        opened = [TOKENS.index('{"a": 1')]
+        comma = await constraint.viable(opened, TOKENS.index(', "a'))
+        closed = await constraint.viable(opened, TOKENS.index("}"))
+        return first, comma, closed
 
-    first, duplicate = asyncio.run(check())
+    first, comma, closed = asyncio.run(check())
     assert not first[space] and first[TOKENS.index('{"a": 1')]
-    assert not duplicate  # `{"a": 1, "a"` reopens a key: rejected as soon as it is written
+    assert not comma and closed  # after `{"a": 1` only a duplicate key could follow a comma
+
+
+def test_dead_commas_are_found_at_every_depth():
+    obj = {"type": "object", "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}}}
+    nested = {"type": "object", "properties": {"p": obj, "q": {"type": "array", "items": obj}}}
+    assert not dead_comma(b'{"p": {"x": 1,', nested)
+    assert dead_comma(b'{"p": {"x": 1, "y": 2,', nested)
+    assert not dead_comma(b'{"p": {"x": 1, "y": 2}, "q": [{"x": 1, "y": 2}, {"x": 1,', nested)
+    assert dead_comma(b'{"p": {"x": 1, "y": 2}, "q": [{"x": 1, "y": 2}, {"x": 1, "y": 2,', nested)
+    assert dead_comma(b'{"p": {"x": 1, "y": 2}, "q": [], ', nested)
+    assert not dead_comma(b'{"p": "a,b",', nested)  # commas inside strings do not count
+    assert not dead_comma(b'{"x": 1, "y": 2,', {"type": "object", "properties": obj["properties"],
+                                                "additionalProperties": True})
 
 
 def test_every_finished_document_is_valid():

@@ -7,8 +7,9 @@ to the concatenation of its tokens' bytes) and answers, for a span whose tokens 
   prefix of some string in the language; an EOS token needs the text to be a full match; other
   special tokens, and tokens with bytes the language never uses, never qualify. Where the spec
   asks for whole characters, only tokens that are complete UTF-8 text qualify (so the text never
-  ends in half a character), and where it forbids leading whitespace the first token may not
-  start with any.
+  ends in half a character), where it forbids leading whitespace the first token may not
+  start with any, and for a JSON schema no comma opens a key that only a duplicate could fill
+  (`json_keys.dead_comma`).
 - ``await complete(ids)``, ``await exhausted(ids)``: the text is a full match; no longer string
   is in the language.
 - ``await allowed(ids)``: all viable next tokens, a boolean array (V,). For a regex it is
@@ -31,6 +32,7 @@ import numpy as np
 
 from ..lm.vocab import Vocabulary
 from . import genlm_adapter
+from .json_keys import dead_comma
 
 if TYPE_CHECKING:
     from .specs import ConstraintSpec
@@ -141,6 +143,8 @@ class TokenConstraint:
         if not self.candidates[token]:
             return False
         if not ids and not self.spec.leading_whitespace and self.token_bytes[token][:1].isspace():
+            return False
+        if self.spec.track_keys and b"," in self.token_bytes[token] and dead_comma(self.data([*ids, token]), self.spec.schema):
             return False
         return await self.lifted().prefix([*ids, token]) == 0.0
 

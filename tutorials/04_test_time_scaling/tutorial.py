@@ -16,6 +16,7 @@
 # `python tutorials/run.py tutorials/04_test_time_scaling/tutorial.py`.
 
 # %%
+import asyncio
 import os
 import tempfile
 import time
@@ -119,12 +120,15 @@ store_dir = tempfile.mkdtemp(prefix="selfsteer-logs-")
 memory = LogMemory(store_dir, k=1, outcomes=("correct",))
 demo = "6 plus 3 makes 9.\n<answer>9</answer>\n<confidence>0.9</confidence>"
 best = [p for p in result.particles if p.alive and p.answer == truth]
-memory.record(lm, question, INSTRUCTION.format(question=question), best[0].text if best else demo, "correct")
-memory.record(lm, "Name a colour.", "Name a colour.", "Blue.", "correct")
+# `record` and `recall` encode text with the LM synchronously: in a notebook's running event loop,
+# run them in a worker thread.
+await asyncio.to_thread(memory.record, lm, question, INSTRUCTION.format(question=question),
+                        best[0].text if best else demo, "correct")
+await asyncio.to_thread(memory.record, lm, "Name a colour.", "Name a colour.", "Blue.", "correct")
 
 new_question, new_truth = "What is 5 + 3?", "8"
 lm.prompt_cache.clear()
-recall = memory.recall(lm, new_question)
+recall = await asyncio.to_thread(memory.recall, lm, new_question)
 print("retrieved:", [e.task for e in recall.logs], "similarity", [round(s, 3) for s in recall.similarities],
       "| KV reused for", recall.n_kv_reused, "log(s)")
 with_log = await smc_async(AnswerWithConfidence(lm, new_question, examples=recall.examples, **BUDGET), N, seed=0,
