@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
+from .arguments import UsageError, count
 from .planner_options import (
     add_planner_options,
     add_run_options,
@@ -14,54 +16,84 @@ from .planner_options import (
     limits_from_args,
     planner_from_args,
 )
+from .threads import apply_threads
 
 
 def register(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a planner on a task set against the follower alone")
     p.add_argument("tasks", type=Path, help='JSON lines: {"task": ..., "family": ..., "checker": {"program": ..., "params": ...}}')
-    p.add_argument("--jobs", "-j", type=int, default=2, help="tasks run at once (default 2)")
+    p.add_argument("--jobs", "-j", type=count(1), default=2, help="tasks run at once (default 2)")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="spread the tasks over a Ray cluster (ADDRESS for ray.init; none: $RAY_ADDRESS or a local Ray)")
-    p.add_argument("--ray-workers", type=int, default=None, help="Ray worker actors (default: one per cluster CPU)")
+    p.add_argument("--ray-workers", type=count(1), default=None, help="Ray worker actors (default: one per cluster CPU)")
     add_planner_options(p)
     add_run_options(p)
     p.add_argument("--reuse", action="store_true", help="reuse cached programs (default: plan every task afresh)")
-    p.add_argument("--baseline-tokens", type=int, default=96, help="token budget of a follower-alone sample")
+    p.add_argument("--baseline-tokens", type=count(1), default=96, help="token budget of a follower-alone sample")
     p.add_argument("--out", type=Path, default=None, help="write the full report as JSON here")
     p.add_argument("--plot", type=Path, default=None, help="write a PNG bar chart here")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from selfsteer.planners.errors import PlannerError
-    from selfsteer.planners.evaluate import evaluate, read_tasks
+def load_tasks(path: Path) -> list[Any]:
+    """The task specs of a JSON-lines file, each checker program known and its parameters valid."""
+    from selfsteer.planners.evaluate import read_tasks
+    from selfsteer.programs.registry import all_programs
 
-    if args.jobs < 1 or (args.ray_workers is not None and args.ray_workers < 1):
-        print("error: --jobs and --ray-workers must be >= 1", file=sys.stderr)
-        return 2
+    if not path.is_file():
+        raise UsageError(f"no task file at {path}; pass a JSON-lines file with one {{\"task\": ...}} object per line")
     try:
-        specs = read_tasks(args.tasks)
-        planner = planner_from_args(args)
-    except (OSError, ValueError, PlannerError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        specs = read_tasks(path)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    if not specs:
+        raise UsageError(f"{path} holds no tasks; write one JSON object per line, e.g. {{\"task\": \"Write a haiku.\"}}")
+    programs = {cls.SPEC.name: cls for cls in all_programs()}
+    for i, spec in enumerate(specs, 1):
+        checker = spec.checker
+        if checker is None:
+            continue
+        if not isinstance(checker, dict) or checker.get("program") not in programs:
+            name = checker.get("program") if isinstance(checker, dict) else checker
+            raise UsageError(f"{path}: task {i}: unknown checker program {name!r}; "
+                             "list the library programs with `selfsteer programs`")
+        try:
+            programs[checker["program"]].SPEC.validate(dict(checker.get("params", {})))
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"{path}: task {i}: {e}") from None
+    return specs
+
+
+def run(args: argparse.Namespace) -> int:
+    from selfsteer.planners.evaluate import evaluate
+
+    if args.out is not None and not args.out.parent.is_dir():
+        raise UsageError(f"--out {args.out}: the folder {args.out.parent} does not exist")
+    if args.plot is not None and not args.plot.parent.is_dir():
+        raise UsageError(f"--plot {args.plot}: the folder {args.plot.parent} does not exist")
+    specs = load_tasks(args.tasks)
+    planner = planner_from_args(args)
+    if args.ray is not None:
+        from selfsteer.planners.ray_eval import require_ray
+
+        try:
+            require_ray()
+        except ImportError as e:
+            raise UsageError(str(e)) from None
+    apply_threads(args)
     options = dict(n_particles=args.particles, attempts=args.attempts, seed=args.seed, limits=limits_from_args(args),
                    cache=cache_from_args(args), reuse=args.reuse, baseline_tokens=args.baseline_tokens)
     if args.ray is not None:
         from functools import partial
 
-        from selfsteer.planners.ray_eval import evaluate_ray, require_ray
+        from selfsteer.planners.ray_eval import evaluate_ray
 
-        try:
-            require_ray()
-        except ImportError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
         report = evaluate_ray(specs, address=args.ray or None, workers=args.ray_workers, follower=args.follower,
                               planner=partial(planner_from_args, args), **options)  # each worker builds its own
     else:
         report = evaluate(specs, planner=planner, jobs=args.jobs, follower=args.follower, **options)
     print(report.table())
+    print(f"seed: {args.seed}   threads: {args.threads}")
     if args.out:
         args.out.write_text(report.to_json())
         print(f"report written to {args.out}", file=sys.stderr)

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from .arguments import UsageError, count
 from .planner_options import add_planner_options, planner_from_args
 
 
@@ -13,7 +14,7 @@ def register(sub) -> None:
     p = sub.add_parser("plan", help="print the inference program a planner writes or picks for a task")
     p.add_argument("task", help="the task in plain language")
     add_planner_options(p)
-    p.add_argument("--attempts", type=int, default=3, help="retries when a written program fails validation")
+    p.add_argument("--attempts", type=count(1), default=3, help="retries when a written program fails validation")
     p.add_argument("--prompt", action="store_true", help="also print the prompt sent to a planner LM")
     p.set_defaults(func=run)
 
@@ -24,8 +25,11 @@ def run(args: argparse.Namespace) -> int:
     from selfsteer.planners.solve import plan
     from selfsteer.planners.validate import ValidationError
 
+    if not args.task.strip():
+        raise UsageError('the task is empty; write it in plain language, e.g. selfsteer plan "Write a haiku."')
+    planner = planner_from_args(args)
     try:
-        result = plan(args.task, planner=planner_from_args(args), attempts=args.attempts)
+        result = plan(args.task, planner=planner, attempts=args.attempts)
     except (NoProgramFits, PlannerError, ValidationError, ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -37,5 +41,18 @@ def run(args: argparse.Namespace) -> int:
     if result.params:
         header += f"  params: {json.dumps(result.params)}"
     print(header)
-    print(result.source)
+    print(program_source(result))
     return 0
+
+
+def program_source(plan) -> str:
+    """The code that runs for ``plan``: a written program whole, a library program's class alone
+    (with the module it lives in), not the library module around it."""
+    import inspect
+
+    from selfsteer.planners.execute import library_class
+
+    if plan.origin != "library":
+        return plan.source
+    cls = library_class(plan)
+    return f"# class {cls.__name__} from {cls.__module__}\n" + inspect.getsource(cls)

@@ -18,20 +18,22 @@ from typing import Any
 from selfsteer.smc.scaling.answers import AGGREGATORS, final_answers, vote
 from selfsteer.smc.scaling.options import ScalingOptions
 
+from .arguments import UsageError, count, non_negative
+
 LAG_OUTCOMES = ("correct", "unverified")  # runs recorded without a verifier are "unverified"
 
 
 def add_scaling_flags(p: argparse.ArgumentParser, *, lag: bool = True) -> None:
     g = p.add_argument_group("test-time scaling")
     g.add_argument("--vote", choices=AGGREGATORS, default=None, help="aggregate the particles' answers")
-    g.add_argument("--explore", type=float, default=0.0, metavar="WEIGHT",
+    g.add_argument("--explore", type=non_negative, default=0.0, metavar="WEIGHT",
                    help="outcome-based exploration weight (0 = off)")
     g.add_argument("--explore-b0", type=float, default=0.5, help="UCB offset b0 of the exploration bonus")
     g.add_argument("--trust", action="store_true", help="report semantic isotropy and the failed-step fraction")
     if not lag:
         return
     g.add_argument("--lag-store", default=None, metavar="DIR", help="log store for log-augmented generation")
-    g.add_argument("--lag-k", type=int, default=1, help="how many stored logs to reuse (default 1)")
+    g.add_argument("--lag-k", type=count(1), default=1, help="how many stored logs to reuse (default 1)")
 
 
 def scaling_options(args: argparse.Namespace) -> ScalingOptions:
@@ -39,14 +41,12 @@ def scaling_options(args: argparse.Namespace) -> ScalingOptions:
     try:
         return ScalingOptions(explore=args.explore, explore_b0=args.explore_b0, vote=args.vote, trust=args.trust)
     except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
+        raise UsageError(str(e)) from None
 
 
 def lag_memory(args: argparse.Namespace):
     if args.lag_store is None:
         return None
-    if args.lag_k < 1:
-        raise SystemExit("error: --lag-k must be >= 1")
     from selfsteer.smc.scaling import LogMemory
 
     return LogMemory(args.lag_store, k=args.lag_k, outcomes=LAG_OUTCOMES)
@@ -60,7 +60,7 @@ def lag_task(model: Any) -> tuple[str, str]:
     """The task and user prompt of a program that supports LAG (attributes ``task``, ``user_prompt``)."""
     task, prompt = getattr(model, "task", None), getattr(model, "user_prompt", None)
     if not isinstance(task, str) or not isinstance(prompt, str):
-        raise SystemExit("error: --lag-store needs a program with `task` and `user_prompt` attributes "
+        raise UsageError("--lag-store needs a program with `task` and `user_prompt` attributes "
                          "(e.g. AnswerWithConfidence) and make_model(lm, examples=...)")
     return task, prompt
 
@@ -88,7 +88,7 @@ def scaling_report(result, args: argparse.Namespace) -> dict[str, Any]:
         try:
             out["trust"] = trust(result).to_dict()
         except EmbedderUnavailable as e:
-            raise SystemExit(f"error: --trust: {e}") from None
+            raise UsageError(f"--trust: {e}") from None
     return out
 
 
@@ -99,5 +99,9 @@ def print_scaling(extra: dict[str, Any]) -> None:
         share = "-" if v["share"] is None else f"{v['share']:.3f}"
         print(f"vote ({v['method']}): {v['answer']!r}   share {share}   voters {v['n_voters']}")
     if t:
-        print(f"trust: isotropy {t['isotropy']}   trust {t['trust']}   "
-              f"failed-step fraction {t['failed_step_fraction']}")
+        print(f"trust: isotropy {_round(t['isotropy'])}   trust {_round(t['trust'])}   "
+              f"failed-step fraction {_round(t['failed_step_fraction'])}")
+
+
+def _round(x: Any) -> str:
+    return f"{x:.3f}" if isinstance(x, float) else str(x)

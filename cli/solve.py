@@ -7,6 +7,8 @@ import argparse
 import json
 import sys
 
+from .arguments import UsageError
+from .plan import program_source
 from .planner_options import (
     add_planner_options,
     add_run_options,
@@ -15,6 +17,7 @@ from .planner_options import (
     planner_from_args,
 )
 from .scaling_options import add_scaling_flags, print_scaling
+from .threads import apply_threads
 
 
 def register(sub) -> None:
@@ -41,22 +44,19 @@ def progress_printer():
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfsteer.planners.errors import PlannerError
     from selfsteer.planners.solve import solve
 
-    try:
-        planner = planner_from_args(args)
-    except (PlannerError, ValueError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if not args.task.strip():
+        raise UsageError('the task is empty; write it in plain language, e.g. selfsteer solve "Write a haiku."')
+    planner = planner_from_args(args)
+    apply_threads(args)
     try:
         result = solve(args.task, planner=planner, n_particles=args.particles, follower=args.follower,
                        attempts=args.attempts, seed=args.seed, limits=limits_from_args(args),
                        cache=cache_from_args(args), reuse=not args.no_reuse, progress=progress_printer(),
                        explore=args.explore, explore_b0=args.explore_b0, vote=args.vote, trust=args.trust)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise UsageError(str(e)) from None
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=repr))
     elif result.check_passed:
@@ -64,10 +64,10 @@ def run(args: argparse.Namespace) -> int:
         print(result.answer)
         print(f"\nposterior weight: {result.weight:.3f}   check: passed   program: "
               f"{result.plan.program_name or result.plan.class_name} ({source}, {result.plan.origin})   "
-              f"time: {result.seconds:.1f}s")
+              f"time: {result.seconds:.1f}s   seed: {args.seed}   threads: {args.threads}")
         print_scaling({"vote": result.vote, "trust": result.trust})
     else:
         print(f"no verified answer after {len(result.attempts)} attempt(s); check: not passed\nlast error: {result.error}")
     if args.show_program and result.plan is not None:
-        print("\n# program\n" + result.plan.source)
+        print("\n# program\n" + program_source(result.plan))
     return 0 if result.check_passed else 1

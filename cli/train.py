@@ -1,7 +1,8 @@
 """``selfsteer train CONFIG.yaml``: post-train the follower model with an RL or meta-learning objective.
 
 Writes under the config's ``out_dir``: ``metrics.jsonl``, ``tensorboard/``, ``checkpoints/`` (resume
-with ``--resume``), ``final/`` (the trained model, loadable with ``load_lm``; LoRA runs also keep ``final/adapter``).
+with ``--resume``), ``final/`` (the trained model, loadable with ``load_lm``; LoRA runs save only ``final/adapter`` unless
+``model.lora.merge`` is true).
 ``--set section.key=value`` overrides a setting; ``--check`` only validates the config.
 """
 
@@ -11,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .threads import add_threads, apply_threads
+
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train the follower model with an RL or meta-learning objective")
@@ -19,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting, e.g. --set optim.lr=1.0e-5 (repeatable)")
     p.add_argument("--out-dir", default=None, help="write here instead of the config's out_dir")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    add_threads(p)
     p.add_argument("--check", action="store_true", help="validate the config, print it and exit")
     p.set_defaults(func=run)
 
@@ -39,10 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
         return 0
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(max(args.threads, 1))
+    apply_threads(args)
     try:
         result = train(config, resume=args.resume)
     except (ConfigError, MissingPackage) as e:

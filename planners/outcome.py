@@ -46,6 +46,7 @@ class RunSummary:
     responses: list[str] = field(default_factory=list)  # finished, live particles' texts (for trust)
     failed_step_fraction: float | None = None  # when the run was recorded
     vote: dict[str, Any] | None = None  # `Vote.to_dict()` when a vote was asked for
+    deaths: dict[str, int] = field(default_factory=dict)  # `Result.deaths`: cause -> count, most frequent first
 
     @property
     def answer(self) -> Any:
@@ -84,6 +85,10 @@ class RunSummary:
                     "each step do more (a word or a chunk rather than a token) and make sure every particle ends")
         if self.status == "timeout":
             return "the run ran out of time before any particle finished; make each step do more work and end sooner"
+        if self.deaths:
+            causes = "; ".join(f"{n} x {cause}" for cause, n in list(self.deaths.items())[:3])
+            return (f"all {self.n_particles} particles died ({causes}); enforce the constraint during generation "
+                    "(masks, condition), raise max_tokens if the budget killed them, and make check() match the task")
         if self.n_check_failed:
             return (f"all {self.n_particles} particles died: {self.n_check_failed} finished but failed check() and the "
                     "rest died on a condition; enforce the constraint during generation (masks, condition) and make sure "
@@ -116,4 +121,5 @@ def summarize(result: Result, time_s: float | None = None, scaling: ScalingOptio
         responses=[clip_output(response_text(p)) for p in alive] if scaling.trust else [],
         failed_step_fraction=fsf,
         vote=vote(result, scaling.vote).to_dict() if scaling.vote else None,
+        deaths={clip_output(c): n for c, n in list(result.deaths.items())[:MAX_POSTERIOR_ENTRIES]},
     )

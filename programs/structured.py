@@ -47,7 +47,7 @@ def schema_regex(schema: Any) -> str:
     """A regex for compact JSON documents that are all valid under ``schema``.
 
     Objects list every property in order, ``{"a": 1, "b": "x"}``; strings have at most
-    ``STRING_MAX_CHARS`` plain characters; arrays at most ``ARRAY_MAX_ITEMS`` items; integers
+    ``STRING_MAX_CHARS`` plain characters (no quote, backslash or control character); arrays at most ``ARRAY_MAX_ITEMS`` items; integers
     and numbers are unbounded (schemas with bounds raise `Unsupported`, as do ``anyOf``,
     ``$ref``, ``pattern`` and the like).
     """
@@ -79,7 +79,7 @@ def schema_regex(schema: Any) -> str:
         return rf"\[({body})\]" if low else rf"\[({body})?\]"
     if kind == "string":
         low, high = schema.get("minLength", 0), schema.get("maxLength", STRING_MAX_CHARS)
-        return f'"[^"\\\\]{{{low},{high}}}"'
+        return f'"[^"\\\\\\x00-\\x1f]{{{low},{high}}}"'  # no raw control characters: json.loads rejects them
     if kind == "integer":
         return "(0|[1-9][0-9]{0,8})" if "minimum" in schema else "(0|-?[1-9][0-9]{0,8})"
     if kind == "number":

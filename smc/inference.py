@@ -15,7 +15,9 @@ expands every particle into a beam and selects without replacement.
    unbiased;
 
 until every particle has finished, all are dead, ``max_steps`` steps have run or ``time_limit``
-seconds have passed. ``ess_threshold=0`` never resamples (importance sampling); ``1`` resamples
+seconds have passed, or the run is cancelled (Ctrl-C in `smc`, ``task.cancel()`` around
+`smc_async`): a cancelled run returns the particles so far with status ``interrupted`` instead of
+raising. ``ess_threshold=0`` never resamples (importance sampling); ``1`` resamples
 at every step where the weights are not all equal.
 
 An optional ``reweight`` policy (e.g. `selfsteer.smc.scaling.Exploration`) changes which
@@ -46,8 +48,10 @@ import contextlib
 import inspect
 import math
 import os
+import secrets
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -98,6 +102,11 @@ def validate_settings(n_particles: int, ess_threshold: float, max_steps: int, ti
         raise ValueError(f"time_limit must be positive seconds or None, got {time_limit!r}")
 
 
+def draw_seed() -> int:
+    """A fresh random seed, recorded in `Result.seed` so that a run without one can be repeated."""
+    return secrets.randbelow(2**63)
+
+
 def reseed(particles: Sequence[Model], rng: np.random.Generator) -> None:
     """Give every particle its own random stream drawn from the run's generator."""
     for p in particles:
@@ -117,9 +126,10 @@ async def _guarded(p: Model, fn) -> None:
     """Run one particle's coroutine; zero-probability events kill the particle, bugs raise."""
     try:
         await fn()
-    except (ParticleDied, ZeroProbability):
-        p.log_weight = -math.inf
-        p.finished = True
+    except ParticleDied:
+        pass
+    except ZeroProbability as e:
+        p.kill(f"zero probability: {e}")
     except Exception as e:
         where = program_line(type(p), e)
         raise ProgramError(
@@ -152,7 +162,15 @@ def apply_checks(particles: Sequence[Model]) -> None:
                 raise ProgramError(f"{type(p).__name__}.check() raised {type(e).__name__}: {e}") from e
             p._check_passed = ok
             if not ok:
-                p.log_weight = -math.inf
+                p.kill(f"check: {type(p).__name__}.check rejected the output")
+
+
+def record_deaths(particles: Sequence[Model], deaths: Counter[str]) -> None:
+    """Count the cause of every particle that died since the last call (for `Result.deaths`)."""
+    for p in particles:
+        if p.death is not None and not p._death_recorded:
+            p._death_recorded = True
+            deaths[p.death] += 1
 
 
 def log_weights(particles: Sequence[Model]) -> np.ndarray:
@@ -178,20 +196,23 @@ def stop_before_step(n_steps: int, max_steps: int, deadline: float | None) -> St
     return None
 
 
-async def step_particles(particles: Sequence[Model], deadline: float | None) -> bool:
-    """Step all unfinished particles concurrently; False if the deadline cut the step short."""
+async def step_particles(particles: Sequence[Model], deadline: float | None) -> bool | None:
+    """Step all unfinished particles concurrently; False if the deadline cut the step short, None if
+    the run was cancelled (Ctrl-C): the engine then returns the particles finished so far."""
     active = [p for p in particles if not p.finished]
     for p in active:
         p.untwist()
     steps = asyncio.gather(*(_guarded(p, p.step) for p in active))
-    if deadline is None:
-        await steps
-        return True
     try:
+        if deadline is None:
+            await steps
+            return True
         await asyncio.wait_for(steps, timeout=max(deadline - time.monotonic(), 0.0))
         return True
     except TimeoutError:
         return False
+    except asyncio.CancelledError:
+        return None
 
 
 def consult_reweight(particles: Sequence[Model], reweight: Reweight, step: int) -> np.ndarray:
@@ -225,8 +246,10 @@ def resample(particles: list[Model], rng: np.random.Generator, scheme: str) -> t
 
 def finish_run(
     particles: list[Model], status: Status, records: list[StepRecord], started: float,
-    trace: Trace | None, algorithm: str, seed: int | None,
+    trace: Trace | None, algorithm: str, seed: int | None, deaths: Counter[str] | None = None,
 ) -> Result:
+    deaths = Counter() if deaths is None else deaths
+    record_deaths(particles, deaths)
     for p in particles:
         p.untwist()
     log_w = np.array([p.log_weight for p in particles], dtype=np.float64)
@@ -244,9 +267,10 @@ def finish_run(
         trace=trace,
         algorithm=algorithm,
         seed=seed,
+        deaths=dict(deaths.most_common()),
     )
     if trace is not None:
-        trace.record_final(str(status), result.log_ml, result.posterior)
+        trace.record_final(str(status), result.log_ml, result.posterior, result.deaths)
     return result
 
 
@@ -300,8 +324,10 @@ async def run_loop(
     finished (or a cap, a deadline or the death of all); one `StepRecord` per step."""
     started = time.monotonic()
     deadline = started + time_limit if time_limit is not None else None
+    seed = draw_seed() if seed is None else seed
     rng = np.random.default_rng(seed)
     records: list[StepRecord] = []
+    deaths: Counter[str] = Counter()
     status = Status.COMPLETED
     with collect_new_objects_only():
         particles = await start_particles(model, n_particles, rng)
@@ -313,7 +339,11 @@ async def run_loop(
                 break
             stepped, index = strategy.expand(particles, rng)
             completed = await step_particles(stepped, deadline)
+            if completed is None:
+                particles, status = stepped, Status.INTERRUPTED
+                break
             apply_checks(stepped)
+            record_deaths(stepped, deaths)
             strategy.observe(stepped, len(records) + 1)
             log_w = log_weights(stepped)
             current_ess = ess(log_w)
@@ -336,7 +366,7 @@ async def run_loop(
             if status != Status.COMPLETED:
                 break
     bar.close()
-    return finish_run(particles, status, records, started, trace, algorithm, seed)
+    return finish_run(particles, status, records, started, trace, algorithm, seed, deaths)
 
 
 async def smc_async(
@@ -395,16 +425,17 @@ def smc(
     """Run SMC on ``model`` with ``n_particles`` particles and return a `Result`.
 
     Args:
-        ess_threshold: resample when the ESS falls below ``ess_threshold * n_particles``
-            (0 = importance sampling).
+        ess_threshold: resample when ESS < ess_threshold * n_particles (0 = importance sampling).
         resampling: "stratified", "systematic", "residual" or "multinomial".
-        seed: fixes the run on a given backend.
-        max_steps: the step cap; time_limit: seconds (None = no limit).
+        seed: fixes the run on a given backend (None: a fresh seed, recorded in ``result.seed``).
+        max_steps: step cap; time_limit: wall-clock seconds (None = no limit).
         record: keep a `Trace` in ``result.trace``; progress: show a progress bar.
         reweight: a policy whose potentials steer which particles resampling copies, without
             changing the target (see the module docstring).
+
+    Ctrl-C (or cancelling `smc_async`'s task) ends the run with status ``interrupted`` and the
+    particles finished so far. Inside a running event loop (Jupyter) use ``await smc_async(...)``.
     """
-    return run_sync(smc_async(
-        model, n_particles, ess_threshold=ess_threshold, resampling=resampling, seed=seed, max_steps=max_steps,
-        time_limit=time_limit, record=record, progress=progress, reweight=reweight,
-    ))
+    return run_sync(smc_async(model, n_particles, ess_threshold=ess_threshold, resampling=resampling, seed=seed,
+                              max_steps=max_steps, time_limit=time_limit, record=record, progress=progress,
+                              reweight=reweight))

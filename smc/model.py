@@ -12,7 +12,7 @@ of every ``observe``/``score``/``condition`` factor along a run, times the distr
 - ``x = await sample(p, proposal=q)``: ``x ~ q``; ``log_weight += log p(x) - log q(x)``.
 - ``await observe(p, x)``: ``log_weight += log p(x)``. Equivalent to ``sample(p)`` followed by
   ``condition(sample == x)``, but with lower variance.
-- ``condition(ok)``: ``ok`` False sets ``log_weight = -inf`` and ends the particle.
+- ``condition(ok, reason=None)``: ``ok`` False sets ``log_weight = -inf`` and ends the particle.
 - ``score(log_w)``: ``log_weight += log_w`` (a permanent factor; ``-inf`` kills the particle).
 - ``twist(log_w)``: ``log_weight += log_w`` now, removed before the next step and on ``finish``
   (a temporary potential that guides resampling but does not change the target). It must be
@@ -22,13 +22,16 @@ of every ``observe``/``score``/``condition`` factor along a run, times the distr
 An increment of ``+inf`` or NaN is a program error (it would leave no finite weight to
 normalise), raised with the program line that made it. Zero probability never raises to the caller: an impossible observation, a ``False`` condition or
 a draw from a distribution with no mass kills the particle (weight ``-inf``, finished), and the
-run goes on with the others.
+run goes on with the others. A dead particle keeps its cause in ``death`` (see `Model.death`),
+which `Result` summarises.
 """
 
 from __future__ import annotations
 
 import copy
+import linecache
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -60,6 +63,8 @@ class Model:
         self.rng: np.random.Generator = np.random.default_rng()
         self._twist: float = 0.0
         self._check_passed: bool | None = None
+        self.death: str | None = None  # why the particle died (None while alive); see `Result.deaths`
+        self._death_recorded = False
 
     # ----- to override -------------------------------------------------------------------
     async def start(self) -> None:
@@ -86,8 +91,8 @@ class Model:
             else:
                 value, log_q = await proposal.sample(self.rng)
                 log_w = await dist.log_prob(value) - log_q
-        except ZeroProbability:
-            self._die()
+        except ZeroProbability as e:
+            self._die(f"zero probability: {e}")
         dist.record(value)
         if proposal is not None:
             proposal.record(value)
@@ -101,17 +106,20 @@ class Model:
         """
         log_p = await dist.log_prob(value)
         dist.record(value)
-        self._add(log_p)
+        self._add(log_p, "observe")
         return log_p
 
-    def condition(self, ok: bool) -> None:
-        """Keep the particle only if ``ok``; otherwise its weight becomes -inf and it stops."""
+    def condition(self, ok: bool, reason: str | None = None) -> None:
+        """Keep the particle only if ``ok``; otherwise its weight becomes -inf and it stops.
+
+        The dead particle's ``death`` is ``reason`` when given, else the calling source line.
+        """
         if not ok:
-            self._die()
+            self._die(reason or f"condition: {caller_line()}")
 
     def score(self, log_w: float) -> None:
         """Multiply the target by ``exp(log_w)`` (a permanent factor)."""
-        self._add(log_w)
+        self._add(log_w, "score")
 
     def twist(self, log_w: float) -> None:
         """Add a finite temporary potential, removed before the next step and on ``finish``."""
@@ -122,7 +130,7 @@ class Model:
                 "use condition(False) to rule a state out"
             )
         self._twist += log_w
-        self._add(log_w)
+        self._add(log_w, "twist")
 
     def finish(self, output: Any = None) -> None:
         """End this particle with ``output`` as its result (removing any twist)."""
@@ -140,20 +148,32 @@ class Model:
             self.log_weight -= self._twist
         self._twist = 0.0
 
-    def _add(self, log_w: float) -> None:
+    @property
+    def completed(self) -> bool:
+        """Finished alive: its output counts (a dead particle is ``finished`` but not completed)."""
+        return self.finished and self.alive
+
+    def _add(self, log_w: float, primitive: str = "sample") -> None:
         log_w = float(log_w)
         if math.isnan(log_w) or log_w == math.inf:
             raise ValueError(f"a log-weight increment is {log_w}; a weight factor must be a number below +inf "
                              "(check the score or the distribution's log-probability)")
         self.log_weight += log_w
         if self.log_weight == -math.inf:
-            self._die()
+            self._die(f"{primitive} of probability zero: {caller_line()}")
 
-    def _die(self) -> None:
+    def kill(self, cause: str) -> None:
+        """Engine support: weight -inf and finished, recording ``cause`` (the first cause wins)."""
         self.log_weight = -math.inf
         self._twist = 0.0
         self.finished = True
+        if self.death is None:
+            self.death = cause
+
+    def _die(self, cause: str) -> None:
+        self.kill(cause)
         raise ParticleDied
+
 
     def clone(self) -> Model:
         """A deep copy sharing the attributes named by ``immutable_properties``."""
@@ -172,3 +192,14 @@ class Model:
             if isinstance(text, str):
                 return text
         return ""
+
+
+def caller_line() -> str:
+    """``"file.py:12: source"`` for the innermost calling frame outside selfsteer.smc (the program's line)."""
+    here = __file__.rsplit("/", 1)[0]
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(here):
+        frame = frame.f_back
+    path, line = frame.f_code.co_filename, frame.f_lineno
+    source = linecache.getline(path, line).strip()
+    return f"{path.rsplit('/', 1)[-1]}:{line}" + (f": {source}" if source else "")

@@ -23,6 +23,7 @@ class Status(StrEnum):
     ALL_DEAD = "all_dead"  # every particle has weight -inf: no output survives
     STEP_CAP = "step_cap"  # max_steps reached; unfinished particles are left out of the posterior
     TIMEOUT = "timeout"  # time_limit reached; unfinished particles are left out of the posterior
+    INTERRUPTED = "interrupted"  # cancelled (Ctrl-C); unfinished particles are left out of the posterior
 
 
 def output_key(output: Any) -> Any:
@@ -60,6 +61,9 @@ class Result:
     trace: Trace | None = None
     algorithm: str = "smc"
     seed: int | None = None
+    deaths: dict[str, int] = field(default_factory=dict)
+    """How many particles died of each cause during the run (budget, condition with its source
+    line, zero probability such as an empty mask, check), most frequent first; see `Model.death`."""
 
     @property
     def n_particles(self) -> int:
@@ -116,15 +120,21 @@ class Result:
         return [p._check_passed for p in self.particles]
 
     def summary(self, top: int = 5) -> str:
+        """Status line, the ``top`` most probable outputs, and the causes of death."""
         lines = [
             f"status: {self.status}   steps: {self.n_steps}   particles: {self.n_particles}   "
             f"resamples: {self.n_resamples}   log_ml: {self.log_ml:.3f}   "
             f"time: {self.timings.get('total_s', 0.0):.2f}s"
         ]
         if not self.posterior:
-            lines.append("no finished particle survived")
+            unfinished = sum(not p.finished for p in self.particles)
+            lines.append("no finished particle survived" + (f" ({unfinished} still running when the run stopped)"
+                                                             if unfinished else ""))
         for out, prob in list(self.posterior.items())[:top]:
             lines.append(f"{prob:6.3f}  {out!r}")
+        if self.deaths:
+            lines.append(f"deaths during the run: {sum(self.deaths.values())}")
+            lines += [f"  {n:4d}  {cause}" for n, cause in ((n, c) for c, n in list(self.deaths.items())[:top])]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,13 +150,19 @@ class Result:
             "n_resamples": self.n_resamples,
             "log_ml": clean(self.log_ml),
             "ess_history": [clean(e) for e in self.ess_history],
+            "records": [
+                {"step": r.step, "ess": clean(r.ess), "parents": r.parents, "ancestors": r.ancestors}
+                for r in self.records
+            ],
             "timings": self.timings,
+            "deaths": self.deaths,
             "particles": [
                 {
                     "output": p.output if _jsonable(p.output) else repr(p.output),
                     "log_weight": clean(float(lw)),
                     "weight": float(w),
-                    "finished": p.finished,
+                    "finished": p.completed,
+                    "died": p.death if p.death is not None or p.alive else "unknown",
                     "check_passed": p._check_passed,
                 }
                 for p, lw, w in zip(self.particles, self.log_weights, self.weights, strict=True)
@@ -158,8 +174,50 @@ class Result:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
-        """The result as JSON (outputs that JSON cannot hold are written as their repr)."""
+        """The result as JSON (outputs that JSON cannot hold are written as their repr).
+
+        A particle's ``finished`` is true only if it finished alive; ``died`` holds a dead one's cause.
+        """
         return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str) -> Result:
+        """A `Result` read back from `to_json` (the particles are `RecordedParticle` objects that hold
+        the output, weight, death and check of each; no trace)."""
+        data = json.loads(text)
+        try:
+            particles = [RecordedParticle.from_dict(p) for p in data["particles"]]
+            return cls(
+                particles=particles,
+                log_weights=np.array([p.log_weight for p in particles], dtype=np.float64),
+                log_ml=float(data["log_ml"]),
+                status=Status(data["status"]),
+                n_steps=int(data["n_steps"]),
+                records=[record_from_dict(r) for r in data.get("records", [])],
+                timings=dict(data.get("timings", {})),
+                algorithm=data.get("algorithm", "smc"),
+                seed=data.get("seed"),
+                deaths=dict(data.get("deaths", {})),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"not a selfsteer result in JSON ({type(e).__name__}: {e}); write one with result.to_json()") from None
+
+
+class RecordedParticle(Model):
+    """A particle read back from JSON by `Result.from_json`: output, weight, death and check only."""
+
+    async def step(self) -> None:
+        raise RuntimeError("a RecordedParticle (read from JSON) cannot be run")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RecordedParticle:
+        p = cls()
+        p.output = data["output"]
+        p.log_weight = float(data["log_weight"])
+        p.death = data.get("died")
+        p.finished = bool(data["finished"]) or p.death is not None
+        p._check_passed = data.get("check_passed")
+        return p
 
 
 def _jsonable(x: Any) -> bool:
@@ -168,3 +226,11 @@ def _jsonable(x: Any) -> bool:
         return True
     except (TypeError, ValueError):
         return False
+
+
+def record_from_dict(data: dict[str, Any]) -> StepRecord:
+    """A `StepRecord` from its `Result.to_dict` form."""
+    def indices(x: Any) -> tuple[int, ...] | None:
+        return None if x is None else tuple(int(i) for i in x)
+
+    return StepRecord(int(data["step"]), float(data["ess"]), indices(data.get("parents")), indices(data.get("ancestors")))

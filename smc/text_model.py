@@ -99,12 +99,16 @@ class TextModel(Model):
         return self.output if isinstance(self.output, str) else self.text
 
     # ----- helpers ---------------------------------------------------------------------------
+    @property
+    def budget_reason(self) -> str:
+        return f"budget: wrote more than max_tokens={self.max_tokens} tokens"
+
     async def _draw(self, target: Distribution, proposal: Distribution):
         if self.separate_proposal:
             value = await self.sample(target, proposal=proposal)
         else:
             value = await self.sample(target)
-        self.condition(self.n_tokens <= self.max_tokens)
+        self.condition(self.n_tokens <= self.max_tokens, self.budget_reason)
         return value
 
     async def _restrict(self, mask: TokenMask) -> None:
@@ -174,7 +178,7 @@ class TextModel(Model):
         if span is None or span.spec != spec or span.done:
             span = self._span = self.prior.constrain(spec)
         await self.sample(span.next_token(proposal=self.proposal if self.separate_proposal else None))
-        self.condition(self.n_tokens <= self.max_tokens)
+        self.condition(self.n_tokens <= self.max_tokens, self.budget_reason)
         return span
 
     async def extend_with(self, text: str) -> float:
@@ -184,7 +188,7 @@ class TextModel(Model):
         if self.separate_proposal:
             await self.proposal.append(ids)
         self.score(log_p)
-        self.condition(self.n_tokens <= self.max_tokens)
+        self.condition(self.n_tokens <= self.max_tokens, self.budget_reason)
         return log_p
 
     async def end(self) -> None:

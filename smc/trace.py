@@ -9,13 +9,16 @@ Schema (version 1)::
     {"version": 1, "algorithm": str, "n_particles": int, "meta": {...},
      "steps": [{"step": int,                     # 1-based step number
                 "particles": [{"text": str, "log_weight": float|null, "finished": bool,
-                               "alive": bool}],  # after the step, before resampling
+                               "alive": bool, "death": str|null}],  # after the step, before resampling
                 "ess": float,
                 "resampled": bool,
                 "ancestors": [int] | null,        # parent index of each particle after resampling
                 "parents": [int] | null}],        # each particle's index in the previous step's
                                                   # list (null at step 1; absent in older traces)
-     "final": {"status": str, "log_ml": float|null, "posterior": [[output, prob], ...]}}
+     "final": {"status": str, "log_ml": float|null, "posterior": [[output, prob], ...],
+               "deaths": {cause: count}}}          # see `Result.deaths`
+
+``meta`` holds the run's settings and, when the caller adds them, ``task`` and ``program``.
 
 ``null`` stands for a ``-inf`` log-weight.
 """
@@ -77,6 +80,7 @@ class Trace:
                         "log_weight": _finite(p.log_weight),
                         "finished": bool(p.finished),
                         "alive": bool(p.alive),
+                        "death": p.death,
                     }
                     for p in particles
                 ],
@@ -87,11 +91,13 @@ class Trace:
             }
         )
 
-    def record_final(self, status: str, log_ml: float, posterior: dict[Any, float]) -> None:
+    def record_final(self, status: str, log_ml: float, posterior: dict[Any, float],
+                     deaths: dict[str, int] | None = None) -> None:
         self.data["final"] = {
             "status": status,
             "log_ml": _finite(log_ml),
             "posterior": [[k if isinstance(k, (str, int, float)) else repr(k), v] for k, v in posterior.items()],
+            "deaths": dict(deaths or {}),
         }
 
     def to_json(self) -> str:

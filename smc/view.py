@@ -5,7 +5,8 @@ page as a string (inline CSS and JS, no network, works from ``file://``). The pa
 slider (play/pause, arrow keys, ``#step=N`` in the URL picks the first step shown), every
 particle of the current step with its new text highlighted, weight bar and state, an ancestry
 panel (one column per step, a line from each particle to its parent), an ESS chart, and the
-final status, log-ML and posterior.
+final status, log-ML, posterior and causes of death (each dead particle shows its own), with the
+task and program when the trace's ``meta`` names them.
 
 The page is drawn from a view model that this module computes (`view_model`): normalised
 weights, states, each particle's parent in the previous step (recorded by the engine, see
@@ -129,6 +130,7 @@ def view_model(data: dict[str, Any]) -> dict[str, Any]:
                 "weight": float(w),
                 "log_weight": p["log_weight"],
                 "state": particle_state(p),
+                "death": p.get("death"),
                 "parent": parent,
             })
         view_steps.append({

@@ -19,6 +19,10 @@ def test_wheel_builds_and_imports(tmp_path):
     for sub in ("smc", "programs", "planners", "training", "cli"):
         assert f"selfsteer/{sub}/__init__.py" in names
     assert "selfsteer/smc/lm/transformers/backend.py" in names
+    for sub in ("smc", "programs", "planners", "training", "cli"):
+        assert f"selfsteer/{sub}/py.typed" in names  # type checkers read the hints
+    examples = {p.name for p in (ROOT / "programs" / "examples").glob("*.py")}
+    assert examples and {f"selfsteer/programs/examples/{e}" for e in examples} <= set(names)
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)

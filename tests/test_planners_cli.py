@@ -33,7 +33,7 @@ def test_solve_scaling_flags(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "vote (majority): " in out and "trust: isotropy " in out
     assert main(["solve", "a", "--explore", "-1", "--planner", "library"]) == 2
-    assert "explore must be >= 0" in capsys.readouterr().err
+    assert "argument --explore: must be >= 0, got -1" in capsys.readouterr().err
 
 
 def test_solve_json_and_failure_exit_code(tmp_path, capsys):
@@ -54,7 +54,7 @@ def test_plan_prints_the_program(tmp_path, capsys):
 def test_plan_without_a_model_names_the_setting(capsys, monkeypatch):
     monkeypatch.delenv("SELFSTEER_PLANNER_MODEL", raising=False)
     monkeypatch.delenv("OPENAI_MODEL", raising=False)
-    assert main(["plan", "a", "--planner", "openai"]) == 1
+    assert main(["plan", "a", "--planner", "openai", "--planner-url", "http://127.0.0.1:9/v1"]) == 2
     assert "SELFSTEER_PLANNER_MODEL" in capsys.readouterr().err
 
 
@@ -105,3 +105,13 @@ def test_qwen_planner_is_never_downloaded_implicitly(tmp_path, monkeypatch, caps
     assert not any(tmp_path.rglob("*.gguf"))
     assert main(["planner", "list"]) == 0
     assert "not downloaded: selfsteer planner download qwen-coder" in capsys.readouterr().out
+
+
+def test_plan_prints_only_the_library_class_that_runs(capsys):
+    code = main(["plan", "Write a sentence without the letter e.", "--planner", "library"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    header, comment, *body = out.splitlines()
+    assert header.startswith("# ") and comment.startswith("# class ")
+    name = comment.split()[2]
+    assert body[0].startswith(f"class {name}(") and sum(line.startswith("class ") for line in body) == 1

@@ -87,7 +87,7 @@ def test_gradient_accumulation_does_not_change_the_gradient(tmp_path, name):
 
 def test_lora_trains_only_the_adapters_of_the_chosen_layers(tmp_path):
     config = small_config(tmp_path, "asymre")
-    policy = wrap_policy(tiny_lm(), lora=LoraSettings(r=4, alpha=8, layers=(-1,)))
+    policy = wrap_policy(tiny_lm(), lora=LoraSettings(r=4, alpha=8, layers=(-1,), merge=True))
     names = list(policy.trainable())
     assert names and all("lora_" in n for n in names)
     assert all(".layers.1." in n for n in names)  # -1: the top layer of two
@@ -190,3 +190,12 @@ def test_masking_truncated_completions_removes_them_from_the_loss(tmp_path):
     assert loss.item() == 0.0
     with pytest.raises(ConfigError, match="mask_truncated would hide the truncated completions"):
         config_from_dict({"objective": {"name": "thinkprune"}, "loss": {"mask_truncated": True}})
+
+
+def test_lora_exports_only_the_adapter_by_default(tmp_path):
+    config = small_config(tmp_path, "asymre")
+    policy = wrap_policy(tiny_lm(), lora=LoraSettings(r=4, alpha=8, layers=(-1,)))
+    train(config, policy=policy, task=coin_task())
+    final = tmp_path / "asymre" / "final"
+    assert (final / "adapter" / "adapter_config.json").is_file()
+    assert not list(final.glob("*.safetensors")) and not list(final.glob("*.bin"))  # no merged model copy

@@ -77,6 +77,18 @@ def test_smc_trace_exercises_the_viewer(smc_trace):
     assert any(SCRIPT_TOKEN in p["text"] for s in steps for p in s["particles"])
 
 
+def test_dead_particles_carry_their_cause_into_the_trace_and_page(smc_trace):
+    """Spell's condition kills on " c": each dead particle names that line, and the final record
+    counts the causes; the page embeds both."""
+    dead = [p for s in view_model(smc_trace.data)["steps"] for p in s["particles"] if p["state"] == "dead"]
+    assert dead and all(p["death"].startswith("condition: test_view.py:") for p in dead)
+    assert all('self.condition(tok.text != " c")' in p["death"] for p in dead)
+    deaths = smc_trace.data["final"]["deaths"]
+    assert deaths and all(c.startswith("condition: test_view.py:") for c in deaths)
+    page = render_html(smc_trace)
+    assert "self.condition(tok.text != \\\"" in page or "self.condition(tok.text" in page
+
+
 # ----- the view model ---------------------------------------------------------------------------
 def _step(finished: list[bool], ancestors: list[int] | None = None) -> dict:
     particles = [{"text": "", "log_weight": 0.0, "finished": f, "alive": True} for f in finished]

@@ -39,6 +39,7 @@ class LoraSettings:
     dropout: float = 0.0  # dropout on the adapter input (keep 0 for bit-exact resume)
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")  # module names to adapt
     layers: tuple[int, ...] | None = None  # adapt only these layer indices (e.g. the top ones: cheaper backward)
+    merge: bool = False  # also export the weights with the adapters merged in (a full model copy: 518 MB for SmolLM2)
 
 
 @dataclass(frozen=True)

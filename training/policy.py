@@ -44,6 +44,7 @@ class Policy:
     reference: torch.nn.Module | None = None  # frozen copy of the starting weights (KL, PILAF, meta)
     peft_model: Any = None  # the PeftModel wrapper when training LoRA adapters
     temperature: float = 1.0
+    merge_on_export: bool = False  # LoRA: also export a merged model directory (LoraSettings.merge)
 
     @property
     def model(self) -> torch.nn.Module:
@@ -78,15 +79,17 @@ class Policy:
     def export(self, directory) -> None:
         """Save the trained model with its tokenizer to ``directory`` (a directory ``load_lm`` opens).
 
-        For LoRA runs the adapters are merged into a copy of the weights, and the adapter alone is
-        also saved in ``directory/adapter`` (load it with ``peft.PeftModel.from_pretrained``).
+        For LoRA runs only the adapter is saved, in ``directory/adapter`` (a few MB; load it onto
+        the base model with ``peft.PeftModel.from_pretrained``); with ``lora.merge: true`` the
+        adapters are also merged into a copy of the weights saved in ``directory`` itself.
         """
         directory = Path(directory)
         if self.peft_model is None:
             self.model.save_pretrained(directory)
         else:
             self.peft_model.save_pretrained(directory / "adapter")
-            copy.deepcopy(self.peft_model).merge_and_unload().save_pretrained(directory)
+            if self.merge_on_export:
+                copy.deepcopy(self.peft_model).merge_and_unload().save_pretrained(directory)
         self.lm.tokenizer.save_pretrained(directory)
 
 
@@ -138,7 +141,7 @@ def wrap_policy(
     if peft_model is None:
         model.requires_grad_(True)
     model.eval()  # no dropout: a seeded run is reproducible bit for bit
-    return Policy(lm, reference, peft_model, temperature)
+    return Policy(lm, reference, peft_model, temperature, merge_on_export=lora is not None and lora.merge)
 
 
 def load_policy(settings: ModelSettings, *, need_reference: bool, temperature: float, seed: int) -> Policy:

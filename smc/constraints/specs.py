@@ -39,6 +39,9 @@ class ConstraintSpec:
 
     fast_masks = False  # a regex: viable-token sets are cached per automaton state
     loop_bound = False  # genlm's checker holds asyncio tasks: one per event loop
+    whole_characters = False  # every token boundary is a UTF-8 character boundary
+    leading_whitespace = True  # the text may start with whitespace
+    track_keys = False  # a JSON schema: no comma opens a key only a duplicate could fill
 
     def __init__(self, source: str, method: str):
         if method not in METHODS:
@@ -115,11 +118,20 @@ class Grammar(ConstraintSpec):
 
 class JsonSchema(ConstraintSpec):
     """A JSON document valid under ``schema`` (JSON Schema draft 7; genlm's streaming checker).
-    Trailing whitespace is always allowed, so JSON spans end only at EOS. genlm's checker passes
-    a few prefixes that no valid document extends (e.g. leading spaces before an object); a
-    particle that takes one dies, which costs particles but not correctness."""
+
+    The document starts at its first character (no leading whitespace) and every token ends on a
+    whole UTF-8 character: genlm's checker passes prefixes no valid document extends (leading
+    spaces before an object, half a character in a key), and these two rules keep particles off
+    them. Duplicate keys and raw control characters inside strings are rejected as soon as they
+    are written, as `json.loads` and `jsonschema` would, and so is a comma after which only a
+    duplicate key could follow (genlm writes only declared keys unless ``additionalProperties``
+    allows more; see `selfsteer.smc.constraints.json_keys`). Trailing whitespace is always allowed,
+    so JSON spans end only at EOS."""
 
     loop_bound = True
+    whole_characters = True
+    leading_whitespace = False
+    track_keys = True
 
     def __init__(self, schema: dict, *, method: str = "auto"):
         if not isinstance(schema, dict):

@@ -5,7 +5,11 @@ to the concatenation of its tokens' bytes) and answers, for a span whose tokens 
 
 - ``await viable(ids, t)``: may token ``t`` come next? An ordinary token must keep the text a
   prefix of some string in the language; an EOS token needs the text to be a full match; other
-  special tokens, and tokens with bytes the language never uses, never qualify.
+  special tokens, and tokens with bytes the language never uses, never qualify. Where the spec
+  asks for whole characters, only tokens that are complete UTF-8 text qualify (so the text never
+  ends in half a character), where it forbids leading whitespace the first token may not
+  start with any, and for a JSON schema no comma opens a key that only a duplicate could fill
+  (`json_keys.dead_comma`).
 - ``await complete(ids)``, ``await exhausted(ids)``: the text is a full match; no longer string
   is in the language.
 - ``await allowed(ids)``: all viable next tokens, a boolean array (V,). For a regex it is
@@ -28,6 +32,7 @@ import numpy as np
 
 from ..lm.vocab import Vocabulary
 from . import genlm_adapter
+from .json_keys import dead_comma
 
 if TYPE_CHECKING:
     from .specs import ConstraintSpec
@@ -46,6 +51,14 @@ def bound(spec: ConstraintSpec, vocab: Vocabulary) -> TokenConstraint:
     if key not in per_vocab:
         per_vocab[key] = TokenConstraint(spec, vocab)
     return per_vocab[key]
+
+
+def is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def token_trie(vocab: Vocabulary, ids: list[int], f) -> dict:
@@ -70,7 +83,8 @@ class TokenConstraint:
         # potential's alphabet (genlm's Earley parser ignores bytes outside it, so they must go).
         alphabet = set(spec.byte_potential.vocab)
         self.candidates = np.zeros(vocab.size, dtype=bool)
-        self.candidates[[i for i in self.ordinary_ids if set(self.token_bytes[i]) <= alphabet]] = True
+        self.candidates[[i for i in self.ordinary_ids if set(self.token_bytes[i]) <= alphabet
+                         and (not spec.whole_characters or is_utf8(self.token_bytes[i]))]] = True
         self.candidates[self.eos_ids] = True
         self.candidates.flags.writeable = False
         self._lifted: Any = None
@@ -127,6 +141,10 @@ class TokenConstraint:
         if token in self.eos_set:
             return await self.complete(ids)
         if not self.candidates[token]:
+            return False
+        if not ids and not self.spec.leading_whitespace and self.token_bytes[token][:1].isspace():
+            return False
+        if self.spec.track_keys and b"," in self.token_bytes[token] and dead_comma(self.data([*ids, token]), self.spec.schema):
             return False
         return await self.lifted().prefix([*ids, token]) == 0.0
 

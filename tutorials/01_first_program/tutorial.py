@@ -13,12 +13,14 @@
 #
 # This tutorial writes two programs for the bundled SmolLM2-135M-Instruct model:
 # a sentence with no letter "e", and a sentence of exactly N words with given words at given
-# positions. Run it with `python tutorials/01_first_program/tutorial.py`.
+# positions. Open it in Jupyter or VS Code (each `# %%` is a cell), or run it from a shell with
+# `python tutorials/run.py tutorials/01_first_program/tutorial.py`. Inside a notebook's running
+# event loop a run is `await smc_async(...)` (a script outside one calls `smc(...)`, same arguments).
 
 # %%
 import os
 
-from selfsteer.smc import LMContext, Model, TextModel, load_lm, smc
+from selfsteer.smc import LMContext, Model, TextModel, load_lm, smc_async
 
 FAST = os.environ.get("SELFSTEER_FAST") == "1"  # the test suite runs this tutorial at tiny scale
 N_PARTICLES = 4 if FAST else 12
@@ -66,7 +68,7 @@ class NoE(Model):
 
 
 prompt = [{"role": "user", "content": "Write one short sentence about a dog."}]
-result = smc(NoE(lm, prompt), N_PARTICLES, seed=0, record=True)
+result = await smc_async(NoE(lm, prompt), N_PARTICLES, seed=0, record=True)
 print(result.summary())
 
 # %% [markdown]
@@ -97,7 +99,7 @@ class NoEOneCall(NoE):
             self.finish(self.ctx.text.strip())
 
 
-one_call = smc(NoEOneCall(lm, prompt), N_PARTICLES, seed=0)
+one_call = await smc_async(NoEOneCall(lm, prompt), N_PARTICLES, seed=0)
 assert one_call.best is not None and "e" not in one_call.best.lower()
 print("one call:", one_call.best, "| log_ml =", round(one_call.log_ml, 2))
 
@@ -145,7 +147,7 @@ class WordsAt(TextModel):
 
 
 program = WordsAt(lm, n_words=6, fixed={0: "The", 3: "river"})
-result = smc(program, N_PARTICLES, seed=1)
+result = await smc_async(program, N_PARTICLES, seed=1)
 print(result.summary())
 assert result.best is not None and program.check(result.best)
 
@@ -158,7 +160,7 @@ assert result.best is not None and program.check(result.best)
 # soon as the weights diverge.
 
 # %%
-plain = smc(WordsAt(lm, 6, {0: "The", 3: "river"}), N_PARTICLES, seed=1, ess_threshold=0.0)
+plain = await smc_async(WordsAt(lm, 6, {0: "The", 3: "river"}), N_PARTICLES, seed=1, ess_threshold=0.0)
 print("importance sampling: final ESS", round(plain.ess_history[-1], 2), "of", N_PARTICLES)
 print("SMC:                 final ESS", round(result.ess_history[-1], 2), "of", N_PARTICLES,
       f"after {result.n_resamples} resampling steps")

@@ -20,7 +20,7 @@ import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from selfsteer.planners import ProgramCache, load_planner, solve, validate_program
+from selfsteer.planners import ProgramCache, load_planner, solve_async, validate_program
 from selfsteer.planners.prompt import build_messages
 from selfsteer.planners.sandbox import Limits
 
@@ -105,7 +105,7 @@ else:
     endpoint = {}  # URL, model and key from the environment
 
 planner = load_planner("openai", **endpoint)
-result = solve(task, planner=planner, n_particles=PARTICLES, limits=LIMITS, cache=cache)
+result = await solve_async(task, planner=planner, n_particles=PARTICLES, limits=LIMITS, cache=cache)
 print("answer:", result.answer)
 print(f"weight {result.weight:.3f}, check passed: {result.check_passed}, attempt {result.attempt}")
 if server is not None:
@@ -123,7 +123,7 @@ for record in cache.attempts(task, planner.name):
     print(f"attempt {record.attempt}:", "passed" if record.passed else f"failed: {record.error}")
 print("cached program:", cache.latest_working(task, planner.name).to_plan().class_name)
 if not FAST:  # one more sandboxed run, skipped at tiny scale
-    again = solve(task, planner=planner, n_particles=PARTICLES, limits=LIMITS, cache=cache)
+    again = await solve_async(task, planner=planner, n_particles=PARTICLES, limits=LIMITS, cache=cache)
     print(f"from cache: {again.from_cache} (attempt {again.attempt}), answer: {again.answer}")
 
 # %% [markdown]
@@ -137,7 +137,7 @@ library = load_planner("library")
 sentence_task = "Write a sentence with exactly 6 words."
 picked = library.plan(sentence_task)
 print(picked.program_name, picked.params)
-result = solve(sentence_task, planner=library, n_particles=PARTICLES, limits=LIMITS, cache=cache)
+result = await solve_async(sentence_task, planner=library, n_particles=PARTICLES, limits=LIMITS, cache=cache)
 print("answer:", result.answer)
 print(f"weight {result.weight:.3f}, check passed: {result.check_passed}")
 
@@ -175,6 +175,6 @@ class ByHand:
         return Plan(source=source, class_name="NoLetterE", origin="lm")
 
 
-mine = solve("Write a short sentence about a dog without the letter 'e'.", planner=ByHand(),
+mine = await solve_async("Write a short sentence about a dog without the letter 'e'.", planner=ByHand(),
              n_particles=PARTICLES, limits=LIMITS, cache=False)
 print("answer:", mine.answer, f"(weight {mine.weight:.3f}, check passed: {mine.check_passed})")

@@ -12,7 +12,8 @@
 #    put before a new task, its KV cache reused instead of re-encoded.
 #
 # Everything runs on the bundled SmolLM2-135M-Instruct, on arithmetic questions it only partly
-# solves. Run it with `python tutorials/04_test_time_scaling/tutorial.py`.
+# solves. Open it in Jupyter (each `# %%` is a cell) or run it with
+# `python tutorials/run.py tutorials/04_test_time_scaling/tutorial.py`.
 
 # %%
 import asyncio
@@ -23,7 +24,7 @@ import time
 import torch
 
 from selfsteer.programs.answer_with_confidence import INSTRUCTION, AnswerWithConfidence
-from selfsteer.smc import LMContext, load_lm, smc
+from selfsteer.smc import LMContext, load_lm, smc_async
 from selfsteer.smc.scaling import (
     Exploration,
     LogMemory,
@@ -52,7 +53,7 @@ lm = load_lm()
 
 # %%
 question, truth = "What is 6 + 3?", "9"
-result = smc(AnswerWithConfidence(lm, question, **BUDGET), N, seed=0, ess_threshold=0.0, record=True)
+result = await smc_async(AnswerWithConfidence(lm, question, **BUDGET), N, seed=0, ess_threshold=0.0, record=True)
 for p in result.particles:
     print(f"answer {p.answer!s:>5}   confidence {p.confidence}   reasoning {p.reasoning[:50]!r}")
 
@@ -74,7 +75,7 @@ for method in ("majority", "confidence", "max_confidence", "likelihood"):
 # favours confident particles whenever it happens after they state q).
 
 # %%
-weighted = smc(AnswerWithConfidence(lm, question, confidence_power=1.0, **BUDGET), N, seed=0, ess_threshold=0.5)
+weighted = await smc_async(AnswerWithConfidence(lm, question, confidence_power=1.0, **BUDGET), N, seed=0, ess_threshold=0.5)
 print("posterior over answers:", vote(weighted, "likelihood").scores)
 
 # %% [markdown]
@@ -88,14 +89,14 @@ print("posterior over answers:", vote(weighted, "likelihood").scores)
 # and the unbiased `log_ml` are those of plain SMC. With `weight=0` the run is bit-identical.
 
 # %%
-explored = smc(AnswerWithConfidence(lm, question, confidence_power=1.0, **BUDGET), N, seed=0, ess_threshold=0.5,
+explored = await smc_async(AnswerWithConfidence(lm, question, confidence_power=1.0, **BUDGET), N, seed=0, ess_threshold=0.5,
                reweight=Exploration(weight=1.0))
 for name, r in (("plain SMC", weighted), ("with exploration", explored)):
     answers = final_answers(r)
     n_ok = sum(a == truth for a in answers)
     print(f"{name:>17}: distinct answers {distinct_answers(answers)}, "
           f"pass@1 {pass_at_k(N, n_ok, 1):.2f}, pass@{N // 2} {pass_at_k(N, n_ok, N // 2):.2f}, answers {answers}")
-zero = smc(AnswerWithConfidence(lm, question, confidence_power=1.0, **BUDGET), N, seed=0, ess_threshold=0.5,
+zero = await smc_async(AnswerWithConfidence(lm, question, confidence_power=1.0, **BUDGET), N, seed=0, ess_threshold=0.5,
            reweight=Exploration(weight=0.0))
 assert zero.outputs == weighted.outputs and (zero.log_weights == weighted.log_weights).all()
 
@@ -127,15 +128,18 @@ store_dir = tempfile.mkdtemp(prefix="selfsteer-logs-")
 memory = LogMemory(store_dir, k=1, outcomes=("correct",))
 demo = "6 plus 3 makes 9.\n<answer>9</answer>\n<confidence>0.9</confidence>"
 best = [p for p in result.particles if p.alive and p.answer == truth]
-memory.record(lm, question, INSTRUCTION.format(question=question), best[0].text if best else demo, "correct")
-memory.record(lm, "Name a colour.", "Name a colour.", "Blue.", "correct")
+# `record` and `recall` encode text with the LM synchronously: in a notebook's running event loop,
+# run them in a worker thread.
+await asyncio.to_thread(memory.record, lm, question, INSTRUCTION.format(question=question),
+                        best[0].text if best else demo, "correct")
+await asyncio.to_thread(memory.record, lm, "Name a colour.", "Name a colour.", "Blue.", "correct")
 
 new_question, new_truth = "What is 5 + 3?", "8"
 lm.prompt_cache.clear()
-recall = memory.recall(lm, new_question)
+recall = await asyncio.to_thread(memory.recall, lm, new_question)
 print("retrieved:", [e.task for e in recall.logs], "similarity", [round(s, 3) for s in recall.similarities],
       "| KV reused for", recall.n_kv_reused, "log(s)")
-with_log = smc(AnswerWithConfidence(lm, new_question, examples=recall.examples, **BUDGET), N, seed=0,
+with_log = await smc_async(AnswerWithConfidence(lm, new_question, examples=recall.examples, **BUDGET), N, seed=0,
                ess_threshold=0.0)
 print("answers with the log:", final_answers(with_log), "majority:", vote(with_log, "majority").answer,
       "truth:", new_truth)
@@ -150,16 +154,16 @@ messages = [*log_messages(log.prompt, log.response), {"role": "user", "content":
 kv = memory.store.load_kv(log)
 
 
-def encode_seconds(reuse: bool) -> float:
+async def encode_seconds(reuse: bool) -> float:
     lm.prompt_cache.clear()
     started = time.perf_counter()
     if reuse:
         install_logs(lm, [(log_messages(log.prompt, log.response), kv)])
-    asyncio.run(LMContext(lm, messages).next_logprobs())
+    await LMContext(lm, messages).next_logprobs()
     return time.perf_counter() - started
 
 
-print(f"prompt with the log: {encode_seconds(False):.2f} s re-encoded, {encode_seconds(True):.2f} s with its KV "
+print(f"prompt with the log: {await encode_seconds(False):.2f} s re-encoded, {await encode_seconds(True):.2f} s with its KV "
       f"({len(kv.token_ids)} log tokens)")
 
 # %% [markdown]
