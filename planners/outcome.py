@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,19 +17,24 @@ from selfsteer.smc import Result
 from selfsteer.smc.scaling import Exploration, failed_step_fraction
 from selfsteer.smc.scaling.trust import response_text
 
+from .report import ReportError, check_json
+
 MAX_OUTPUT_CHARS = 4000
 MAX_POSTERIOR_ENTRIES = 20
 
 
 def clip_output(output: Any) -> Any:
-    """A JSON-able, size-capped form of one program output."""
+    """A JSON-able, size- and depth-capped form of one program output (a short repr otherwise)."""
     try:
-        json.dumps(output)
-    except (TypeError, ValueError):
-        output = repr(output)
-    if isinstance(output, str) and len(output) > MAX_OUTPUT_CHARS:
-        return output[:MAX_OUTPUT_CHARS] + "..."
-    return output
+        text = json.dumps(output)
+        if len(text) <= MAX_OUTPUT_CHARS:
+            check_json(json.loads(text), "the output")
+            return output
+    except (ReportError, TypeError, ValueError, RecursionError):
+        pass
+    if not isinstance(output, str):
+        output = reprlib.repr(output)
+    return output[:MAX_OUTPUT_CHARS] + "..." if len(output) > MAX_OUTPUT_CHARS else output
 
 
 @dataclass
@@ -46,6 +52,7 @@ class RunSummary:
     responses: list[str] = field(default_factory=list)  # finished, live particles' texts (for trust)
     failed_step_fraction: float | None = None  # when the run was recorded
     vote: dict[str, Any] | None = None  # `Vote.to_dict()` when a vote was asked for
+    isolation: list[str] = field(default_factory=list)  # the sandbox layers in force (empty: in-process)
 
     @property
     def answer(self) -> Any:
@@ -106,6 +113,10 @@ def summarize(result: Result, time_s: float | None = None, vote: str | None = No
     """Reduce an engine `Result` to a `RunSummary`; ``vote`` names an aggregator to apply and
     ``responses`` keeps the finished particles' texts (what a trust score needs)."""
     checks = result.check_passed
+    posterior = list(result.posterior.items())
+    if any(not math.isfinite(p) for _, p in posterior):
+        raise ValueError("the particles' weights are not finite numbers (a score, twist or observe of inf or NaN); "
+                         "every log-weight must be a finite number, or -inf to kill a particle")
     alive = [p for p in result.particles if p.finished and p.alive]
     fsf = failed_step_fraction(result.trace) if result.trace is not None and result.algorithm == "smc" else None
     return RunSummary(
@@ -115,7 +126,7 @@ def summarize(result: Result, time_s: float | None = None, vote: str | None = No
         n_steps=result.n_steps,
         n_finished=sum(p.finished and p.alive for p in result.particles),
         n_check_failed=sum(c is False for c in checks),
-        posterior=[(clip_output(o), float(p)) for o, p in list(result.posterior.items())[:MAX_POSTERIOR_ENTRIES]],
+        posterior=[(clip_output(o), float(p)) for o, p in posterior[:MAX_POSTERIOR_ENTRIES]],
         time_s=float(result.timings.get("total_s", 0.0) if time_s is None else time_s),
         responses=[clip_output(response_text(p)) for p in alive] if responses else [],
         failed_step_fraction=fsf,
