@@ -2,7 +2,8 @@
 
 ``await run_plan(plan, task, settings)`` returns a `RunSummary` or raises `AttemptFailed`, whose
 ``kind`` says which stage failed (validation, program, memory, recursion, violation, timeout,
-crash, load, no_output) and whose message is feedback for the planner.
+crash, load, protocol, no_output, sandbox_unavailable) and whose message, clipped to a few
+thousand characters, is feedback for the planner.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from selfsteer.smc import LanguageModel, ProgramError, TextModel, load_lm, smc_a
 
 from .outcome import RunSummary, smc_extras, summarize
 from .plan import Plan
-from .sandbox import Limits, SandboxError, run_sandboxed
+from .report import clip
+from .sandbox import Limits, SandboxError, SandboxUnavailable, run_sandboxed
 from .validate import ValidationError, validate_program
 
 
@@ -24,7 +26,7 @@ class AttemptFailed(RuntimeError):
     """One attempt failed; ``kind`` names the stage and the message is feedback for the planner."""
 
     def __init__(self, kind: str, message: str, *, summary: RunSummary | None = None):
-        super().__init__(message)
+        super().__init__(clip(message))
         self.kind = kind
         self.summary = summary
 
@@ -45,6 +47,7 @@ class RunSettings:
     explore_b0: float = 0.5
     vote: str | None = None
     trust: bool = False
+    allow_weak_sandbox: bool = False  # run planner-written code even where an isolation layer is missing
 
     def scaling_job(self) -> dict:
         """The scaling options as JSON for the sandbox child."""
@@ -88,9 +91,9 @@ async def run_library_plan(plan: Plan, task: str, settings: RunSettings) -> RunS
         result = await smc_async(model, settings.n_particles, seed=settings.seed, ess_threshold=settings.ess_threshold,
                                  max_steps=settings.limits.max_steps, time_limit=settings.limits.wall_s,
                                  **smc_extras(settings.scaling_job()))
+        return summarize(result, time.monotonic() - started, settings.vote, responses=settings.trust)
     except (ProgramError, ValueError, TypeError) as e:
         raise AttemptFailed("program", f"{type(e).__name__}: {e}") from e
-    return summarize(result, time.monotonic() - started, settings.vote, responses=settings.trust)
 
 
 async def run_lm_plan(plan: Plan, task: str, settings: RunSettings) -> RunSummary:
@@ -102,7 +105,9 @@ async def run_lm_plan(plan: Plan, task: str, settings: RunSettings) -> RunSummar
     try:
         run = await run_sandboxed(program, task, follower=settings.follower, n_particles=settings.n_particles,
                                   seed=settings.seed, ess_threshold=settings.ess_threshold, limits=settings.limits,
-                                  scaling=settings.scaling_job())
+                                  scaling=settings.scaling_job(), allow_weak_sandbox=settings.allow_weak_sandbox)
+    except SandboxUnavailable as e:
+        raise AttemptFailed("sandbox_unavailable", str(e)) from e
     except SandboxError as e:
         raise AttemptFailed(e.kind, str(e)) from e
     return run.summary

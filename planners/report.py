@@ -34,7 +34,8 @@ def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     return text[:limit] + f"... [{len(text) - limit} more characters cut]"
 
 
-def check_json(value: Any, what: str, *, max_depth: int = MAX_DEPTH, max_items: int = MAX_ITEMS) -> Any:
+def check_json(value: Any, what: str, *, max_depth: int = MAX_DEPTH, max_items: int = MAX_ITEMS,
+               max_text: int = MAX_TEXT_CHARS) -> Any:
     """``value`` if it is plain JSON data (no NaN or infinity) within depth and item limits."""
     stack, items = [(value, 0)], 0
     while stack:
@@ -50,8 +51,8 @@ def check_json(value: Any, what: str, *, max_depth: int = MAX_DEPTH, max_items: 
             stack.extend((v, depth + 1) for v in item)
         elif isinstance(item, float) and not math.isfinite(item):
             raise ReportError(f"{what} holds a non-finite number")
-        elif isinstance(item, str) and len(item) > MAX_TEXT_CHARS:
-            raise ReportError(f"{what} holds a string longer than {MAX_TEXT_CHARS} characters")
+        elif isinstance(item, str) and len(item) > max_text:
+            raise ReportError(f"{what} holds a string longer than {max_text} characters")
         elif not (item is None or isinstance(item, (bool, int, float, str))):
             raise ReportError(f"{what} holds a {type(item).__name__}")
     return value

@@ -12,7 +12,10 @@ import threading
 import time
 
 from selfsteer.planners.cache import AttemptRecord, ProgramCache
+from selfsteer.planners.outcome import RunSummary
 from selfsteer.planners.plan import Plan
+
+SUMMARY = RunSummary("completed", -1.5, 2, 3, 2, 0, [("a dog", 1.0)]).to_dict()
 
 WRITER = textwrap.dedent("""
     import sys
@@ -30,7 +33,7 @@ def test_record_roundtrip_and_latest_working(tmp_path):
     plan = Plan(source="class P: pass", class_name="P", origin="lm", prompt=[{"role": "user", "content": "t"}], completion="c")
     cache.record(AttemptRecord(task="t", planner="p", attempt=1, plan=plan.to_dict(), error="boom", error_kind="program"))
     assert cache.latest_working("t", "p") is None
-    cache.record(AttemptRecord(task="t", planner="p", attempt=2, plan=plan.to_dict(), summary={"status": "completed"}, passed=True))
+    cache.record(AttemptRecord(task="t", planner="p", attempt=2, plan=plan.to_dict(), summary=SUMMARY, passed=True))
     records = cache.attempts("t", "p")
     assert [r.attempt for r in records] == [1, 2]
     best = cache.latest_working("t", "p")
