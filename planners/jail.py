@@ -105,14 +105,14 @@ def _bind_args(path: str) -> list[str]:
     return ["--ro-bind", path, path] if os.path.exists(path) else []
 
 
-def jail_command(binds: list[str], seccomp_fd: int | None, env: dict[str, str]) -> list[str]:
+def jail_command(binds: list[str], seccomp_fd: int | None) -> list[str]:
     """The bwrap prefix (see the module docstring); ``binds`` are host paths mounted read-only at
-    the same place; ``seccomp_fd`` an inherited descriptor of `seccomp_file` (None: no filter);
-    ``env`` the child's whole environment."""
+    the same place; ``seccomp_fd`` an inherited descriptor of `seccomp_file` (None: no filter).
+
+    Start it with the child's whole environment as bwrap's own (not the caller's): bwrap's init
+    process stays visible in the jail's ``/proc``, environment included."""
     cmd = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
-           "--cap-drop", "ALL", "--uid", str(NOBODY), "--gid", str(NOBODY), "--clearenv"]
-    for name, value in env.items():
-        cmd += ["--setenv", name, value]
+           "--cap-drop", "ALL", "--uid", str(NOBODY), "--gid", str(NOBODY)]
     for path in (*SYSTEM_DIRS, *SYSTEM_FILES):
         cmd += _bind_args(path)
     for path in sorted(set(binds)):
@@ -135,9 +135,9 @@ def jail_layers() -> JailLayers:
     if bwrap is None:
         why = "bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
     else:
-        probe = jail_command([], None, {}) + ["true"]
+        probe = jail_command([], None) + ["true"]
         try:
-            run = subprocess.run(probe, capture_output=True, timeout=20)
+            run = subprocess.run(probe, capture_output=True, timeout=20, env={"PATH": "/usr/bin:/bin"})
             if run.returncode != 0:
                 why = f"bwrap cannot create namespaces here: {run.stderr.decode(errors='replace').strip()[:200]}"
         except (OSError, subprocess.TimeoutExpired) as e:

@@ -213,12 +213,12 @@ async def run_sandboxed(
         if set(LAYERS) - set(jail_layers().missing) >= {"mount-namespace", "seccomp"}:
             bpf = stack.enter_context(seccomp_file())
             paths = await asyncio.to_thread(readable_paths, follower)
-            cmd, fds, env = [*jail_command(paths, bpf.fileno(), child_env()), *python], (bpf.fileno(),), None
+            cmd, fds = [*jail_command(paths, bpf.fileno()), *python], (bpf.fileno(),)
         else:
-            cmd, fds, env = python, (), child_env()
+            cmd, fds = python, ()
         proc = await asyncio.create_subprocess_exec(
             *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True, pass_fds=fds, env=env, limit=MAX_LINE_BYTES,
+            start_new_session=True, pass_fds=fds, env=child_env(), cwd="/", limit=MAX_LINE_BYTES,
         )
     return await _supervise(proc, job, limits, isolation)
 
