@@ -114,7 +114,7 @@ def summarize(result: Result, time_s: float | None = None, vote: str | None = No
     ``responses`` keeps the finished particles' texts (what a trust score needs)."""
     checks = result.check_passed
     posterior = list(result.posterior.items())
-    if any(not math.isfinite(p) for _, p in posterior):
+    if math.isnan(result.log_ml) or result.log_ml == math.inf or any(not math.isfinite(p) for _, p in posterior):
         raise ValueError("the particles' weights are not finite numbers (a score, twist or observe of inf or NaN); "
                          "every log-weight must be a finite number, or -inf to kill a particle")
     alive = [p for p in result.particles if p.finished and p.alive]

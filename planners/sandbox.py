@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from selfsteer.smc.lm.loading import cache_dir
+from selfsteer.smc.lm.loading import ModelNotFound, cache_dir
 
 from .jail import LAYERS, SCRATCH, SCRATCH_BYTES, jail_command, jail_layers, seccomp_file
 from .outcome import RunSummary
@@ -156,9 +156,9 @@ def _death_message(returncode: int, limits: Limits) -> tuple[str, str]:
     return "crash", f"the sandbox process exited with status {returncode} without reporting a result"
 
 
-async def _read_report(proc, timeout: float, what: str, limits: Limits) -> tuple[str, Any]:
+async def _read_report(proc, timeout: float, what: str, limits: Limits, *, grace: float = 0.0) -> tuple[str, Any]:
     try:
-        line = await asyncio.wait_for(proc.stdout.readline(), timeout)
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout + grace)
     except TimeoutError:
         _kill(proc)
         raise SandboxError("timeout", f"{what} ran past the wall-clock limit of {timeout:g} s"
@@ -212,7 +212,10 @@ async def run_sandboxed(
     with contextlib.ExitStack() as stack:
         if set(LAYERS) - set(jail_layers().missing) >= {"mount-namespace", "seccomp"}:
             bpf = stack.enter_context(seccomp_file())
-            paths = await asyncio.to_thread(readable_paths, follower)
+            try:
+                paths = await asyncio.to_thread(readable_paths, follower)
+            except (ModelNotFound, OSError, ValueError) as e:
+                raise SandboxError("load", f"the follower {follower!r} could not be loaded: {e}") from None
             cmd, fds = [*jail_command(paths, bpf.fileno()), *python], (bpf.fileno(),)
         else:
             cmd, fds = python, ()
@@ -233,7 +236,7 @@ async def _supervise(proc, job: dict, limits: Limits, isolation: list[str]) -> S
         key, value = await _read_report(proc, limits.load_s, "loading the follower", limits)
         if key == "ready":
             isolation = isolation + [m for m in value.get("isolation", []) if m == "rlimits"]
-            key, value = await _read_report(proc, limits.wall_s + PIPE_GRACE_S, "the program", limits)
+            key, value = await _read_report(proc, limits.wall_s, "the program", limits, grace=PIPE_GRACE_S)
         if key == "error":
             raise SandboxError(*checked_error(value))
         if key != "summary":
