@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from itertools import accumulate
 from typing import Any
 
 from selfsteer.smc import Status
@@ -20,6 +22,10 @@ MAX_ITEMS = 10_000
 MAX_MESSAGE_CHARS = 2000
 MAX_TEXT_CHARS = 20_000
 ERROR_KINDS = ("program", "memory", "recursion", "violation", "load", "timeout")
+
+
+JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+NOT_A_BRACKET = re.compile(r"[^\[\]{}]")
 
 
 class ReportError(ValueError):
@@ -58,18 +64,28 @@ def check_json(value: Any, what: str, *, max_depth: int = MAX_DEPTH, max_items: 
     return value
 
 
+def json_depth(text: str) -> int:
+    """How deeply the arrays and objects of a JSON text nest (brackets inside strings ignored)."""
+    brackets = NOT_A_BRACKET.sub("", JSON_STRING.sub("", text))
+    return max(accumulate(1 if c in "[{" else -1 for c in brackets), default=0)
+
+
 def parse_line(line: bytes) -> tuple[str, Any]:
-    """One report line as ``(key, value)``; key is ``ready``, ``summary`` or ``error``."""
+    """One report line as ``(key, value)``; key is ``ready``, ``summary`` or ``error``. The depth
+    is checked before parsing, so a deeply nested line never reaches the recursive JSON parser."""
     if len(line) > MAX_LINE_BYTES:
         raise ReportError(f"the report is larger than {MAX_LINE_BYTES} bytes")
+    text = line.decode("utf-8", errors="replace")
+    if json_depth(text) > MAX_DEPTH + 4:
+        raise ReportError(f"the report is nested deeper than {MAX_DEPTH} levels")
     try:
-        data = json.loads(line)
+        data = json.loads(text)
     except (ValueError, RecursionError) as e:
         raise ReportError(f"the report is not readable JSON ({type(e).__name__})") from None
     if not isinstance(data, dict) or len(data) != 1 or next(iter(data)) not in ("ready", "summary", "error"):
         raise ReportError("the report must be one object with exactly one of the keys ready, summary, error")
     key, value = next(iter(data.items()))
-    return key, check_json(value, f"the {key} report")
+    return key, check_json(value, f"the {key} report", max_text=MAX_LINE_BYTES)
 
 
 def _field(data: dict, name: str, types: tuple[type, ...], what: str) -> Any:
@@ -115,12 +131,12 @@ def checked_summary(value: Any) -> dict[str, Any]:
         p = float(entry[1])
         if not 0.0 <= p <= 1.0 + 1e-6:
             raise ReportError(f"{what}: posterior probability {p!r} is not in [0, 1] (non-finite weights?)")
-        out["posterior"].append((entry[0], p))
+        out["posterior"].append((clip(entry[0], MAX_TEXT_CHARS) if isinstance(entry[0], str) else entry[0], p))
     out["time_s"] = float(_field(value, "time_s", (int, float), what))
     responses = value.get("responses", [])
     if not (isinstance(responses, list) and all(isinstance(r, str) for r in responses)):
         raise ReportError(f"{what}: `responses` must be a list of strings")
-    out["responses"] = responses
+    out["responses"] = [clip(r, MAX_TEXT_CHARS) for r in responses]
     fsf = value.get("failed_step_fraction")
     if fsf is not None and (not isinstance(fsf, (int, float)) or isinstance(fsf, bool) or not 0.0 <= fsf <= 1.0):
         raise ReportError(f"{what}: `failed_step_fraction` must be a number in [0, 1] or null")

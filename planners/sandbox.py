@@ -237,14 +237,17 @@ async def _supervise(proc, job: dict, limits: Limits, isolation: list[str]) -> S
         if key == "ready":
             isolation = isolation + [m for m in value.get("isolation", []) if m == "rlimits"]
             key, value = await _read_report(proc, limits.wall_s, "the program", limits, grace=PIPE_GRACE_S)
-        if key == "error":
-            raise SandboxError(*checked_error(value))
-        if key != "summary":
+        if key not in ("error", "summary"):
             raise SandboxError("protocol", f"the sandbox sent {key!r} where a result was due")
         try:
-            summary = RunSummary.from_dict(checked_summary(value))
+            if key == "error":
+                kind, message = checked_error(value)
+            else:
+                summary = RunSummary.from_dict(checked_summary(value))
         except (ReportError, TypeError, ValueError) as e:
-            raise SandboxError("protocol", f"the sandbox sent an invalid run summary: {e}") from None
+            raise SandboxError("protocol", f"the sandbox sent an invalid {key} report: {e}") from None
+        if key == "error":
+            raise SandboxError(kind, message)
     except SandboxError as e:
         e.stderr_tail = stderr.decode(errors="replace")
         raise
@@ -256,6 +259,7 @@ async def _supervise(proc, job: dict, limits: Limits, isolation: list[str]) -> S
             await asyncio.wait_for(proc.wait(), PIPE_GRACE_S)
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(drain, PIPE_GRACE_S)
+        proc._transport.close()  # no public close: drops the pipes a surviving descendant may still hold
     summary.isolation = isolation
     return SandboxRun(summary, isolation)
 

@@ -28,6 +28,7 @@ import time
 import traceback
 
 from selfsteer.planners.outcome import smc_extras, summarize
+from selfsteer.planners.report import clip
 
 PROGRAM_FILE = "<planned program>"
 # genlm-control modules the constraint APIs import lazily: imported before program code runs
@@ -110,13 +111,21 @@ def describe(exc: BaseException, memory_mb: int) -> dict:
     inner = exc.__cause__ if exc.__cause__ is not None else exc
     where = program_location(inner) or program_location(exc)
     if isinstance(inner, OSError) and inner.errno in DENIED_ERRNOS:
-        return {"kind": "violation", "message": f"the sandbox blocked an operation ({type(inner).__name__}: {inner}){where}: "
+        return {"kind": "violation", "message": f"the sandbox blocked an operation ({type(inner).__name__}: {_text(inner)}){where}: "
                                                 "programs may not touch files, processes or the network"}
     if isinstance(inner, MemoryError):
         return {"kind": "memory", "message": f"the program ran out of memory (limit {memory_mb} MiB){where}; do not build huge strings or lists"}
     if isinstance(inner, RecursionError):
         return {"kind": "recursion", "message": f"the program recursed too deeply{where}; use a loop instead of recursion"}
-    return {"kind": "program", "message": f"{type(inner).__name__}: {inner}{where}"}
+    return {"kind": "program", "message": clip(f"{type(inner).__name__}: {_text(inner)}{where}")}
+
+
+def _text(exc: BaseException) -> str:
+    """``str(exc)``, or a note when the program's exception cannot even be printed."""
+    try:
+        return clip(str(exc))
+    except Exception as e:  # noqa: BLE001 - a hostile __str__
+        return f"<unprintable: {type(e).__name__}>"
 
 
 async def run_program(cls: type, lm, job: dict):

@@ -325,9 +325,9 @@ SUMMARY = {"status": "completed", "log_ml": -1.0, "n_particles": 2, "n_steps": 3
 
 @pytest.mark.parametrize("name,lines,kind,fragment", [
     ("line over the limit", READY + 'w("[" * 10 + "1" * (3 << 20) + "\\n")', "protocol", "larger than 1048576 bytes"),
-    ("deep nesting", READY + 'w("[" * 200000 + "]" * 200000 + "\\n")', "protocol", "not readable JSON"),
-    ("nesting over the depth limit", READY + 'w(json.dumps({"summary": [[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]}) + "\\n")',
-     "protocol", "nested deeper than 16"),
+    ("deep nesting", READY + 'w("[" * 200000 + "]" * 200000 + "\\n")', "protocol", "nested deeper than 16 levels"),
+    ("nesting over the depth limit", READY + 'w(json.dumps({"summary": json.loads("[" * 20 + "]" * 20)}) + "\\n")',
+     "protocol", "nested deeper than 16 levels"),
     ("forged key", READY + 'w(json.dumps({"pwned": 1}) + "\\n")', "protocol", "exactly one of the keys"),
     ("forged error kind", READY + 'w(json.dumps({"error": {"kind": "root", "message": "x"}}) + "\\n")', "protocol",
      "unknown error kind"),
