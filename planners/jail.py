@@ -7,8 +7,10 @@ of its code runs, with:
   ``nobody`` inside, no capabilities (``--cap-drop ALL``) and no new privileges (bwrap always
   sets ``PR_SET_NO_NEW_PRIVS``); a new session (no terminal to inject input into);
 - a private mount view: the system libraries, Python, the packages and the model files,
-  read-only; a fresh ``/proc`` that shows only the sandbox's own processes, a minimal ``/dev``,
-  and a size-capped tmpfs scratch directory (``/tmp``, also ``$HOME``); nothing else of the host
+  read-only; a fresh ``/proc`` that shows only the sandbox's own processes, a minimal read-only
+  ``/dev``, and a size-capped tmpfs scratch directory (``/tmp``, also ``$HOME``), the only
+  writable place (bwrap's own root and ``/dev`` are tmpfs, remounted read-only so that a program
+  cannot fill the host's memory through them); nothing else of the host
   (no home, caches, sockets or other processes' ``/proc``);
 - no network of any kind: an empty network namespace (no interfaces but a down loopback, no
   abstract Unix sockets), no file-system sockets mounted, and seccomp refusing ``socket()``;
@@ -118,7 +120,8 @@ def jail_command(binds: list[str], seccomp_fd: int | None) -> list[str]:
     for path in sorted(set(binds)):
         if os.path.exists(path):
             cmd += ["--ro-bind", path, path]
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(SCRATCH_BYTES), "--tmpfs", SCRATCH, "--chdir", SCRATCH]
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(SCRATCH_BYTES), "--tmpfs", SCRATCH,
+            "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", SCRATCH]  # only the sized scratch is writable
     if seccomp_fd is not None:
         cmd += ["--seccomp", str(seccomp_fd)]
     return cmd

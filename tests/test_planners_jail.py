@@ -85,6 +85,9 @@ attempt("write packages", lambda: open(os.path.join(sys.base_prefix, "pwned"), "
 attempt("write sentinel dir", lambda: open({str(tmp_path / 'pwned')!r}, "w"))
 attempt("write scratch", lambda: open("/tmp/scratch", "w").write("ok"))
 attempt("etc passwd", lambda: open("/etc/passwd").read())
+attempt("write jail root", lambda: open("/filler", "w"))
+attempt("write /dev/shm", lambda: open("/dev/shm/filler", "w"))
+attempt("fill scratch", lambda: open("/tmp/filler", "wb").write(b"x" * (65 << 20)))
 """)
     assert out["read sentinel"] == ["FileNotFoundError", 2]
     assert out["read via /proc/self/root"] == ["FileNotFoundError", 2]
@@ -94,6 +97,9 @@ attempt("etc passwd", lambda: open("/etc/passwd").read())
     assert out["write sentinel dir"] == ["FileNotFoundError", 2]
     assert out["write scratch"] == ["ok", "2"]
     assert out["etc passwd"] == ["FileNotFoundError", 2]
+    # the only writable place is the size-capped scratch: tmpfs elsewhere could fill the host's memory
+    assert out["write jail root"] == ["OSError", 30] and out["write /dev/shm"] == ["OSError", 30]
+    assert out["fill scratch"] == ["OSError", 28]  # ENOSPC at 64 MiB
     assert not (tmp_path / "pwned").exists() and not os.path.exists(os.path.join(sys.base_prefix, "pwned"))
 
 
