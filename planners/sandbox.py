@@ -36,8 +36,10 @@ import importlib
 import json
 import os
 import signal
+import subprocess
 import sys
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -119,18 +121,25 @@ def follower_files(follower: str | None) -> list[str]:
     if follower == "exact":
         return []
     where, _ = resolve(follower)
-    paths = [str(cache_dir() / "models")]
     if isinstance(where, Path) or os.path.exists(str(where)):
-        paths.append(str(Path(where).resolve()))
-    else:  # a hub id: the local Hugging Face cache, read-only
-        paths.append(os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface")))
-    return paths
+        return [str(Path(where).resolve())]
+    return [os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface"))]  # a hub id: the local cache
+
+
+@cache
+def child_sys_path() -> tuple[str, ...]:
+    """The directories ``python -I`` searches for modules here (not the caller's own sys.path,
+    which may hold its working directory or ``$PYTHONPATH``)."""
+    code = "import json, sys; print(json.dumps(sys.path))"
+    run = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, env=child_env(),
+                         cwd="/", timeout=60, check=True)
+    return tuple(p for p in json.loads(run.stdout) if os.path.isabs(p) and os.path.isdir(p))
 
 
 def readable_paths(follower: str | None) -> list[str]:
     """Everything mounted read-only in the jail besides the system libraries."""
     paths = {sys.base_prefix, sys.prefix, sys.exec_prefix, str(Path(sys.executable).resolve().parent)}
-    paths |= {p for p in sys.path if p and os.path.isabs(p) and os.path.isdir(p)}
+    paths |= set(child_sys_path())
     for name in CHILD_PACKAGES:
         paths |= set(importlib.import_module(f"selfsteer.{name}").__path__)
     return sorted(paths | set(follower_files(follower)))
@@ -214,7 +223,7 @@ async def run_sandboxed(
             bpf = stack.enter_context(seccomp_file())
             try:
                 paths = await asyncio.to_thread(readable_paths, follower)
-            except (ModelNotFound, OSError, ValueError) as e:
+            except (ModelNotFound, OSError, ValueError, subprocess.SubprocessError) as e:
                 raise SandboxError("load", f"the follower {follower!r} could not be loaded: {e}") from None
             cmd, fds = [*jail_command(paths, bpf.fileno()), *python], (bpf.fileno(),)
         else:
