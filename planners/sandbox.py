@@ -244,7 +244,7 @@ async def _supervise(proc, job: dict, limits: Limits, isolation: list[str]) -> S
         proc.stdin.close()
         key, value = await _read_report(proc, limits.load_s, "loading the follower", limits)
         if key == "ready":
-            isolation = isolation + [m for m in value.get("isolation", []) if m == "rlimits"]
+            isolation = isolation + (["rlimits"] if isinstance(value, dict) and value.get("isolation") == ["rlimits"] else [])
             key, value = await _read_report(proc, limits.wall_s, "the program", limits, grace=PIPE_GRACE_S)
         if key not in ("error", "summary"):
             raise SandboxError("protocol", f"the sandbox sent {key!r} where a result was due")
