@@ -83,25 +83,25 @@ ATTACKS = {
     "recursion": (validate_program(program("self.finish(str(dive(0)))", top="\ndef dive(n):\n    return dive(n + 1) + 1\n")),
                   "recursion", "recursed too deeply (in dive(), line"),
 }
+
+
 @pytest.mark.slow
 def test_attacks_are_stopped_and_the_caller_survives(lm):
-    limits = Limits(wall_s=8, memory_mb=6144)
-
-    async def attempt(prog: ValidatedProgram):
+    async def attempt(prog: ValidatedProgram, wall_s: float):
         try:
-            return await run_sandboxed(prog, TASK, n_particles=2, seed=0, limits=limits)
+            return await run_sandboxed(prog, TASK, n_particles=2, seed=0, limits=Limits(wall_s=wall_s, memory_mb=6144))
         except SandboxError as e:
             return e
 
-    async def all_runs():
-        return await asyncio.gather(*(attempt(p) for p, _, _ in ATTACKS.values()), attempt(validate_program(GOOD)))
+    async def all_runs():  # the good program gets time to finish even on a busy machine
+        return await asyncio.gather(*(attempt(p, 8) for p, _, _ in ATTACKS.values()), attempt(validate_program(GOOD), 120))
 
     started = time.monotonic()
     *outcomes, good = asyncio.run(all_runs())
     for (name, (_, kind, fragment)), outcome in zip(ATTACKS.items(), outcomes, strict=True):
         assert isinstance(outcome, SandboxError), f"{name}: {outcome}"
         assert outcome.kind == kind and fragment in str(outcome), f"{name}: {outcome.kind}: {outcome}"
-    assert time.monotonic() - started < 240
+    assert time.monotonic() - started < 360
     # the well-behaved program, run alongside, matches an in-process run with the same seed (the
     # child runs torch on one thread, so weights agree to float rounding, not bit for bit)
     in_process = summarize(smc(_load(GOOD)(lm, TASK), 2, seed=0))
