@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -375,3 +376,43 @@ def test_a_descendant_holding_the_pipes_does_not_hang_the_caller(tmp_path):
                 os.kill(int(pid_file.read_text()), 9)
                 break
             time.sleep(0.1)
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def test_the_jail_dies_with_a_killed_caller():
+    source = exact_program("while True:\n    pass")
+    caller = (
+        "import sys\nsys.path.insert(0, 'tests')\n"
+        "from selfsteer.planners.sandbox import Limits, run_sandboxed_sync\n"
+        "from selfsteer.planners.validate import validate_program\n"
+        f"run_sandboxed_sync(validate_program({source!r}), 'a', follower='exact', limits=Limits(wall_s=300))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", caller])
+    try:
+        deadline = time.monotonic() + 120
+        while len(jailed := _descendants(proc.pid)) < 3 and time.monotonic() < deadline:  # bwrap, its init, python
+            time.sleep(0.5)
+        assert len(jailed) >= 3
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while (alive := [p for p in jailed if os.path.exists(f"/proc/{p}")]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert alive == []
