@@ -22,7 +22,10 @@ What is protected (Linux with bubblewrap and libseccomp; see `jail_layers`):
 
 What is not protected: CPU and memory bandwidth shared with the caller (a run can slow the machine
 for up to its limits), kernel bugs reachable through the allowed system calls, and the read-only
-files listed above (a program can read the installed packages and the model). Where a layer is
+files listed above (a program can read the installed packages and the model). When the caller
+runs as root, the jail's user is root outside its namespace and Linux does not apply
+``RLIMIT_NPROC`` to it: threads are then bounded by the address-space limit (8 MiB stacks), and
+new processes by seccomp alone. Where a layer is
 missing (no bubblewrap, no user namespaces, no libseccomp, not Linux) `run_sandboxed` refuses to
 run unless ``allow_weak_sandbox=True``; then only the process boundary, rlimits, the static
 validator and restricted builtins stand, and `SandboxRun.isolation` lists exactly those.

@@ -145,6 +145,8 @@ attempt("connect", lambda: socket.create_connection(("127.0.0.1", PORT), timeout
 attempt("spawn", lambda: IMP("subprocess").Popen(["/bin/sleep", "60", MARKER], start_new_session=True))
 attempt("kill parent", lambda: os.kill(os.getppid(), 15))
 attempt("setns", lambda: [libc.setns(os.open("/proc/self/ns/net", 0), 0), ctypes.get_errno()])
+attempt("thread bomb", lambda: [IMP("threading").Thread(target=IMP("time").sleep, args=(0.5,)).start() for _ in range(2000)])
+IMP("time").sleep(1)
 OUT["pids"] = sorted(p for p in os.listdir("/proc") if p.isdigit())
 OUT["environ"] = [B["open"](f"/proc/{p}/environ", "rb").read().decode() for p in OUT["pids"]]
 '''
@@ -202,6 +204,9 @@ def test_module_code_attacks_are_contained(tmp_path, monkeypatch):
     assert out["spawn"] == ["PermissionError", 1] and _processes_with(marker) == []
     assert out["kill parent"] == ["PermissionError", 1]
     assert out["setns"] == ["ok", "[-1, 1]"]
+    # "can't start new thread": bounded by the address-space limit (8 MiB stacks); RLIMIT_NPROC is set
+    # too but Linux does not apply it to a caller running as root (see planners/sandbox.py)
+    assert out["thread bomb"] == ["RuntimeError", None]
     assert out["pids"] == ["1", "2"]
     assert SECRET not in run.summary.answer
     assert set(run.isolation) == FULL_LAYERS
