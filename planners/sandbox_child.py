@@ -8,9 +8,9 @@ then), and the outcome (``{"summary": ...}`` or ``{"error": {"kind", "message"}}
 the program prints goes to stderr. Never import this module in the caller's process.
 
 Order matters: resource limits first, then the (trusted) follower load and every import the
-engine and the allowed APIs need (genlm-control included), then the program's module is executed
-with restricted builtins and an import guard, then the program runs. The OS jail is in force
-from the first instruction.
+engine and the allowed APIs need (genlm-control when the program may build constraints), then the
+program's module is executed with restricted builtins and an import guard, then the program runs.
+The OS jail is in force from the first instruction.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ GENLM_MODULES = (
     "genlm.control.potential.built_in.wcfg", "genlm.control.potential.built_in.json",
     "genlm.control.potential.built_in.wfsa", "genlm.control.potential.coerce", "genlm.control.sampler.token",
 )
+CONSTRAINT_NAMES = ("Regex", "Grammar", "JsonSchema")
 DENIED_ERRNOS = frozenset({errno.EPERM, errno.EACCES, errno.EROFS, errno.ENOSYS, errno.EFBIG})
 
 
@@ -59,12 +60,14 @@ def load_follower(follower: str | None):
     return load_lm(follower)
 
 
-def prepare_imports() -> None:
-    """Import every allowed module and genlm-control's lazily imported parts now, so a program's
-    ``Regex``/``Grammar``/``JsonSchema`` needs no file the jail does not provide."""
-    from selfsteer.planners.allowlist import allowed_imports
+def prepare_imports(source: str) -> None:
+    """Import every allowed module now, and genlm-control's lazily imported parts when the program
+    may build constraints, so that their import time (seconds) is not charged to the program's
+    wall clock. (Lazy imports work in the jail too: the packages are mounted read-only.)"""
+    from selfsteer.planners.allowlist import LIBRARY_PACKAGE, allowed_imports
 
-    for module in (*allowed_imports(), *GENLM_MODULES):
+    uses_constraints = any(name in source for name in (*CONSTRAINT_NAMES, LIBRARY_PACKAGE))
+    for module in (*allowed_imports(), *(GENLM_MODULES if uses_constraints else ())):
         importlib.import_module(module)
 
 
@@ -154,7 +157,7 @@ def main() -> None:
     set_limits(job)
     try:
         lm = load_follower(job.get("follower"))
-        prepare_imports()
+        prepare_imports(job["source"])
     except Exception as e:  # noqa: BLE001 - trusted code, reported as a load failure
         send({"error": {"kind": "load", "message": f"the follower {job.get('follower')!r} could not be loaded: {e}"}})
         return
