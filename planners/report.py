@@ -21,6 +21,7 @@ MAX_DEPTH = 16
 MAX_ITEMS = 10_000
 MAX_MESSAGE_CHARS = 2000
 MAX_TEXT_CHARS = 20_000
+REPORT_KEYS = ("loaded", "ready", "summary", "error")
 ERROR_KINDS = ("program", "memory", "recursion", "violation", "load", "timeout")
 
 
@@ -71,7 +72,7 @@ def json_depth(text: str) -> int:
 
 
 def parse_line(line: bytes) -> tuple[str, Any]:
-    """One report line as ``(key, value)``; key is ``ready``, ``summary`` or ``error``. The depth
+    """One report line as ``(key, value)``; key is one of `REPORT_KEYS`. The depth
     is checked before parsing, so a deeply nested line never reaches the recursive JSON parser."""
     if len(line) > MAX_LINE_BYTES:
         raise ReportError(f"the report is larger than {MAX_LINE_BYTES} bytes")
@@ -82,8 +83,8 @@ def parse_line(line: bytes) -> tuple[str, Any]:
         data = json.loads(text)
     except (ValueError, RecursionError) as e:
         raise ReportError(f"the report is not readable JSON ({type(e).__name__})") from None
-    if not isinstance(data, dict) or len(data) != 1 or next(iter(data)) not in ("ready", "summary", "error"):
-        raise ReportError("the report must be one object with exactly one of the keys ready, summary, error")
+    if not isinstance(data, dict) or len(data) != 1 or next(iter(data)) not in REPORT_KEYS:
+        raise ReportError(f"the report must be one object with exactly one of the keys {', '.join(REPORT_KEYS)}")
     key, value = next(iter(data.items()))
     return key, check_json(value, f"the {key} report", max_text=MAX_LINE_BYTES)
 

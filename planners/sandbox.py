@@ -195,6 +195,125 @@ async def _drain(stream: asyncio.StreamReader, keep: bytearray) -> None:
         del keep[:-STDERR_KEEP_BYTES]
 
 
+@dataclass
+class Worker:
+    """A started sandbox child, booted with its limits and follower, waiting for one job."""
+
+    proc: asyncio.subprocess.Process
+    limits: Limits
+    isolation: list[str]
+    stderr: bytearray = field(default_factory=bytearray)
+    drain: asyncio.Task | None = None
+
+    async def close(self) -> None:
+        """Kill the jail and release its pipes (never waits on them without a deadline)."""
+        _kill(self.proc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.proc.wait(), PIPE_GRACE_S)
+        if self.drain is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self.drain, PIPE_GRACE_S)
+        self.proc._transport.close()  # no public close: drops the pipes a surviving descendant may still hold
+
+
+async def start_worker(follower: str | None, limits: Limits, allow_weak_sandbox: bool = False, *,
+                       warm: bool = False) -> Worker:
+    """Start a jailed child, boot it and wait until its follower is loaded (``limits.load_s``);
+    ``warm``: also import everything a program may need before reporting it loaded (pools)."""
+    isolation = isolation_measures(allow_weak_sandbox)
+    boot = {"follower": follower, "memory_mb": limits.memory_mb, "cpu_s": limits.cpu_seconds(), "warm": warm,
+            "file_bytes": SCRATCH_BYTES, "threads": limits.threads, "open_files": limits.open_files}
+    python = [sys.executable, "-I", "-m", "selfsteer.planners.sandbox_child"]
+    with contextlib.ExitStack() as stack:
+        if set(LAYERS) - set(jail_layers().missing) >= {"mount-namespace", "seccomp"}:
+            bpf = stack.enter_context(seccomp_file())
+            try:
+                paths = await asyncio.to_thread(readable_paths, follower)
+            except (ModelNotFound, OSError, ValueError, subprocess.SubprocessError) as e:
+                raise SandboxError("load", f"the follower {follower!r} could not be loaded: {e}") from None
+            cmd, fds = [*jail_command(paths, bpf.fileno()), *python], (bpf.fileno(),)
+        else:
+            cmd, fds = python, ()
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True, pass_fds=fds, env=child_env(), cwd="/", limit=MAX_LINE_BYTES,
+        )
+    worker = Worker(proc, limits, isolation)
+    worker.drain = asyncio.create_task(_drain(proc.stderr, worker.stderr))
+    try:
+        await _send(worker, boot)
+        key, value = await _read_report(proc, limits.load_s, "loading the follower", limits)
+        if key == "error":
+            _raise_error(value)
+        if key != "loaded":
+            raise SandboxError("protocol", f"the sandbox sent {key!r} where 'loaded' was due")
+    except SandboxError as e:
+        e.stderr_tail = worker.stderr.decode(errors="replace")
+        await worker.close()
+        raise
+    except BaseException:
+        await worker.close()
+        raise
+    return worker
+
+
+async def _send(worker: Worker, obj: dict) -> None:
+    try:
+        worker.proc.stdin.write((json.dumps(obj) + "\n").encode())
+        await asyncio.wait_for(worker.proc.stdin.drain(), worker.limits.load_s)
+    except (TimeoutError, ConnectionError, BrokenPipeError) as e:
+        raise SandboxError("crash", f"the sandbox process stopped reading its job ({type(e).__name__})") from None
+
+
+def _raise_error(value: Any) -> None:
+    try:
+        kind, message = checked_error(value)
+    except ReportError as e:
+        raise SandboxError("protocol", f"the sandbox sent an invalid error report: {e}") from None
+    raise SandboxError(kind, message)
+
+
+async def run_job(worker: Worker, job: dict) -> SandboxRun:
+    """Run one job on a booted worker and close it (a worker serves exactly one program)."""
+    limits, proc = worker.limits, worker.proc
+    try:
+        await _send(worker, job)
+        proc.stdin.close()
+        key, value = await _read_report(proc, limits.load_s, "preparing the engine", limits)
+        isolation = list(worker.isolation)
+        if key == "ready":
+            isolation += ["rlimits"] if isinstance(value, dict) and value.get("isolation") == ["rlimits"] else []
+            key, value = await _read_report(proc, limits.wall_s, "the program", limits, grace=PIPE_GRACE_S)
+        if key == "error":
+            _raise_error(value)
+        if key != "summary":
+            raise SandboxError("protocol", f"the sandbox sent {key!r} where a result was due")
+        try:
+            summary = RunSummary.from_dict(checked_summary(value))
+        except (ReportError, TypeError, ValueError) as e:
+            raise SandboxError("protocol", f"the sandbox sent an invalid summary report: {e}") from None
+    except SandboxError as e:
+        e.stderr_tail = worker.stderr.decode(errors="replace")
+        raise
+    finally:
+        await worker.close()
+    summary.isolation = isolation
+    return SandboxRun(summary, isolation)
+
+
+def program_job(program: ValidatedProgram | None, task: str, *, n_particles: int = 8, seed: int | None = None,
+                ess_threshold: float = 0.5, limits: Limits = Limits(), scaling: dict | None = None,
+                library: tuple[str, dict] | None = None) -> dict:
+    """The job line for a worker: a validated program, or ``library=(program name, params)``."""
+    job = {"task": task, "n_particles": n_particles, "seed": seed, "ess_threshold": ess_threshold,
+           "max_steps": limits.max_steps, "time_limit": limits.wall_s, "scaling": scaling or {}}
+    if library is not None:
+        job.update(library=library[0], params=library[1])
+    else:
+        job.update(source=program.source, class_name=program.class_name)
+    return job
+
+
 async def run_sandboxed(
     program: ValidatedProgram,
     task: str,
@@ -213,67 +332,10 @@ async def run_sandboxed(
     ``allow_weak_sandbox``: run even when `jail_layers` reports a missing layer (else
     `SandboxUnavailable`).
     """
-    isolation = isolation_measures(allow_weak_sandbox)
-    job = {
-        "source": program.source, "class_name": program.class_name, "task": task, "follower": follower,
-        "n_particles": n_particles, "seed": seed, "ess_threshold": ess_threshold, "max_steps": limits.max_steps,
-        "time_limit": limits.wall_s, "memory_mb": limits.memory_mb, "cpu_s": limits.cpu_seconds(),
-        "file_bytes": SCRATCH_BYTES, "threads": limits.threads, "open_files": limits.open_files, "scaling": scaling or {},
-    }
-    python = [sys.executable, "-I", "-m", "selfsteer.planners.sandbox_child"]
-    with contextlib.ExitStack() as stack:
-        if set(LAYERS) - set(jail_layers().missing) >= {"mount-namespace", "seccomp"}:
-            bpf = stack.enter_context(seccomp_file())
-            try:
-                paths = await asyncio.to_thread(readable_paths, follower)
-            except (ModelNotFound, OSError, ValueError, subprocess.SubprocessError) as e:
-                raise SandboxError("load", f"the follower {follower!r} could not be loaded: {e}") from None
-            cmd, fds = [*jail_command(paths, bpf.fileno()), *python], (bpf.fileno(),)
-        else:
-            cmd, fds = python, ()
-        proc = await asyncio.create_subprocess_exec(
-            *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True, pass_fds=fds, env=child_env(), cwd="/", limit=MAX_LINE_BYTES,
-        )
-    return await _supervise(proc, job, limits, isolation)
-
-
-async def _supervise(proc, job: dict, limits: Limits, isolation: list[str]) -> SandboxRun:
-    stderr = bytearray()
-    drain = asyncio.create_task(_drain(proc.stderr, stderr))
-    try:
-        proc.stdin.write(json.dumps(job).encode())
-        await asyncio.wait_for(proc.stdin.drain(), limits.load_s)
-        proc.stdin.close()
-        key, value = await _read_report(proc, limits.load_s, "loading the follower", limits)
-        if key == "ready":
-            isolation = isolation + (["rlimits"] if isinstance(value, dict) and value.get("isolation") == ["rlimits"] else [])
-            key, value = await _read_report(proc, limits.wall_s, "the program", limits, grace=PIPE_GRACE_S)
-        if key not in ("error", "summary"):
-            raise SandboxError("protocol", f"the sandbox sent {key!r} where a result was due")
-        try:
-            if key == "error":
-                kind, message = checked_error(value)
-            else:
-                summary = RunSummary.from_dict(checked_summary(value))
-        except (ReportError, TypeError, ValueError) as e:
-            raise SandboxError("protocol", f"the sandbox sent an invalid {key} report: {e}") from None
-        if key == "error":
-            raise SandboxError(kind, message)
-    except SandboxError as e:
-        e.stderr_tail = stderr.decode(errors="replace")
-        raise
-    except (TimeoutError, ConnectionError, BrokenPipeError) as e:
-        raise SandboxError("crash", f"the sandbox process stopped reading its job ({type(e).__name__})") from None
-    finally:
-        _kill(proc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), PIPE_GRACE_S)
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(drain, PIPE_GRACE_S)
-        proc._transport.close()  # no public close: drops the pipes a surviving descendant may still hold
-    summary.isolation = isolation
-    return SandboxRun(summary, isolation)
+    worker = await start_worker(follower, limits, allow_weak_sandbox)
+    job = program_job(program, task, n_particles=n_particles, seed=seed, ess_threshold=ess_threshold, limits=limits,
+                      scaling=scaling)
+    return await run_job(worker, job)
 
 
 def run_sandboxed_sync(program: ValidatedProgram, task: str, **kwargs: Any) -> SandboxRun:

@@ -1,11 +1,13 @@
 """The sandbox's child process: load the follower, run one untrusted program, report JSON.
 
 Started by `selfsteer.planners.sandbox` inside the OS jail (`selfsteer.planners.jail`) as
-``python -I -m selfsteer.planners.sandbox_child`` with the job as JSON on stdin. It writes two
-JSON lines on its original stdout: ``{"ready": ...}`` once the follower is loaded and the engine's
-imports are done, just before the program's module code runs (the parent's program clock starts
-then), and the outcome (``{"summary": ...}`` or ``{"error": {"kind", "message"}}``). Everything
-the program prints goes to stderr. Never import this module in the caller's process.
+``python -I -m selfsteer.planners.sandbox_child``. It reads two JSON lines on stdin, the boot
+(limits, follower) and then the job (a warm pool sends it when a program is due), and writes
+JSON lines on its original stdout: ``{"loaded": {}}`` once the follower is loaded,
+``{"ready": ...}`` once the engine's imports are done, just before the program's module code runs
+(the parent's program clock starts then), and the outcome (``{"summary": ...}`` or
+``{"error": {"kind", "message"}}``). Everything the program prints goes to stderr. Never import
+this module in the caller's process.
 
 Order matters: resource limits first, then the (trusted) follower load and every import the
 engine and the allowed APIs need (genlm-control when the program may build constraints), then the
@@ -37,6 +39,7 @@ GENLM_MODULES = (
     "genlm.control.potential.built_in.wfsa", "genlm.control.potential.coerce", "genlm.control.sampler.token",
 )
 CONSTRAINT_NAMES = ("Regex", "Grammar", "JsonSchema")
+LIBRARY_HINT = "selfsteer.programs"  # library jobs may build constraints: import genlm up front
 DENIED_ERRNOS = frozenset({errno.EPERM, errno.EACCES, errno.EROFS, errno.ENOSYS, errno.EFBIG})
 
 
@@ -131,10 +134,28 @@ def _text(exc: BaseException) -> str:
         return f"<unprintable: {type(e).__name__}>"
 
 
+def library_program(name: str) -> type:
+    """The trusted library program called ``name`` (a pool can run library plans too)."""
+    from selfsteer.programs.registry import all_programs
+
+    for cls in all_programs():
+        if cls.SPEC.name == name:
+            return cls
+    raise ValueError(f"no library program named {name!r}")
+
+
+def program_class(job: dict) -> type:
+    """The job's program class: a library program, or the untrusted source executed now."""
+    if "library" in job:
+        return library_program(job["library"])
+    return load_program(job["source"], job["class_name"])
+
+
 async def run_program(cls: type, lm, job: dict):
     from selfsteer.smc import smc_async
 
-    model = cls(lm, job["task"])
+    params = cls.SPEC.validate(dict(job.get("params", {}))) if "library" in job else {}
+    model = cls(lm, job["task"], **params)
     return await smc_async(
         model, job["n_particles"], seed=job.get("seed"), max_steps=job["max_steps"],
         time_limit=job["time_limit"], ess_threshold=job.get("ess_threshold", 0.5),
@@ -143,9 +164,10 @@ async def run_program(cls: type, lm, job: dict):
 
 
 def main() -> None:
+    """Boot (first stdin line: limits and follower), report ``loaded``, then run the job (second
+    line; a warm pool sends it later) and report ``ready`` and the outcome."""
     sys.dont_write_bytecode = True  # the packages are mounted read-only
-    job = json.loads(sys.stdin.read())
-    os.close(0)
+    boot = json.loads(sys.stdin.readline())
     report = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # the program's prints go to stderr, not into the report
 
@@ -153,20 +175,29 @@ def main() -> None:
         report.write(json.dumps(obj) + "\n")
         report.flush()
 
-    memory_mb = job["memory_mb"]
-    set_limits(job)
+    memory_mb = boot["memory_mb"]
+    set_limits(boot)
     try:
-        lm = load_follower(job.get("follower"))
-        prepare_imports(job["source"])
+        lm = load_follower(boot.get("follower"))
     except Exception as e:  # noqa: BLE001 - trusted code, reported as a load failure
-        send({"error": {"kind": "load", "message": f"the follower {job.get('follower')!r} could not be loaded: {e}"}})
+        send({"error": {"kind": "load", "message": f"the follower {boot.get('follower')!r} could not be loaded: {e}"}})
+        return
+    try:
+        if boot.get("warm"):  # a pool worker: the job is not known yet, so import everything now
+            prepare_imports(LIBRARY_HINT)
+        send({"loaded": {}})
+        job = json.loads(sys.stdin.readline() or "{}")
+        os.close(0)
+        prepare_imports(job.get("source", LIBRARY_HINT))
+    except Exception as e:  # noqa: BLE001 - trusted code
+        send({"error": {"kind": "load", "message": f"the engine's imports failed: {e}"}})
         return
     loop = asyncio.new_event_loop()
-    resource.setrlimit(resource.RLIMIT_NOFILE, (job["open_files"], job["open_files"]))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (boot["open_files"], boot["open_files"]))
     send({"ready": {"isolation": ["rlimits"]}})
     started = time.monotonic()
     try:
-        cls = load_program(job["source"], job["class_name"])
+        cls = program_class(job)
         result = loop.run_until_complete(run_program(cls, lm, job))
         scaling = job.get("scaling", {})
         summary = summarize(result, time.monotonic() - started, scaling.get("vote"), responses=scaling.get("trust", False))

@@ -21,13 +21,16 @@ from test_planners_validate import program
 
 from selfsteer.planners import jail
 from selfsteer.planners.outcome import summarize
+from selfsteer.planners.pool import SandboxPool
 from selfsteer.planners.report import MAX_MESSAGE_CHARS
 from selfsteer.planners.sandbox import (
     Limits,
     SandboxError,
     SandboxUnavailable,
-    _supervise,
+    Worker,
+    _drain,
     isolation_measures,
+    run_job,
     run_sandboxed,
     run_sandboxed_sync,
 )
@@ -119,7 +122,7 @@ def _load(source: str):
 
 # Past the validator and the restricted builtins, in module code (runs before anything else of the
 # program): the classic walk from a tuple to os's globals and the real builtins, then every attack.
-ESCAPE = '''
+ESCAPE_PRELUDE = '''
 WRAP = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == "_wrap_close"][0]
 B = WRAP.__init__.__globals__["__builtins__"]
 IMP = B["__import__"]
@@ -132,7 +135,8 @@ def attempt(name, fn):
     except B["BaseException"] as e:
         OUT[name] = [e.__class__.__name__, B["getattr"](e, "errno", None)]
 
-
+'''
+ESCAPE = ESCAPE_PRELUDE + '''
 os = IMP("os")
 socket = IMP("socket")
 ctypes = IMP("ctypes")
@@ -322,8 +326,10 @@ def _fake_child(lines_code: str, limits: Limits = Limits(load_s=10, wall_s=10)):
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-c", code, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, start_new_session=True, limit=1 << 20)
+        worker = Worker(proc, limits, ["process"])
+        worker.drain = asyncio.create_task(_drain(proc.stderr, worker.stderr))
         try:
-            return await _supervise(proc, {}, limits, ["process"])
+            return await run_job(worker, {})
         except SandboxError as e:
             return e
 
@@ -421,3 +427,24 @@ def test_the_jail_dies_with_a_killed_caller():
     while (alive := [p for p in jailed if os.path.exists(f"/proc/{p}")]) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert alive == []
+
+
+def test_a_warm_pool_gives_every_program_its_own_fresh_jail():
+    writes = exact_program('self.finish("wrote")', top=ESCAPE_PRELUDE + '\nB["open"]("/tmp/mark", "w").write("x")\n')
+    reads = exact_program('self.finish(str(IMP("os").path.exists("/tmp/mark")) + " " + str(sorted(IMP("os").listdir("/proc"))))',
+                          top=ESCAPE_PRELUDE)
+
+    async def go():
+        async with SandboxPool(size=1, follower="exact", limits=Limits(wall_s=30, load_s=120)) as pool:
+            first = await pool.run(unvalidated(writes), "a", seed=0)
+            second = await pool.run(unvalidated(reads), "a", seed=0)
+            try:  # a library job: found, its params validated, built; the exact LM cannot tokenise its prompt
+                await pool.run_library("regex", {"pattern": "(ab)+"}, "a", seed=0, n_particles=4)
+            except SandboxError as e:
+                library = e
+            return first, second, library
+
+    first, second, library = asyncio.run(go())
+    assert first.summary.answer == "wrote" and second.summary.answer.startswith("False ['1', '2'")  # nothing left from the first
+    assert set(first.isolation) == set(second.isolation) == FULL_LAYERS
+    assert library.kind == "program" and "ExactLM cannot tokenise 'Write the answer.'" in str(library)
