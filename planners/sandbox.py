@@ -4,7 +4,9 @@
 ``python -I -m selfsteer.planners.sandbox_child`` inside the jail of `selfsteer.planners.jail`,
 which is in force before the child runs any code: it loads the follower, executes the program with
 restricted builtins and runs SMC on it. Whatever the program does, the caller gets back a
-`SandboxRun` or a `SandboxError` whose message is short feedback for the planner.
+`SandboxRun` or a `SandboxError` whose message is short feedback for the planner. The two halves,
+`start_worker` (start and boot a child) and `run_job` (run one program on it, then kill it), are
+what `selfsteer.planners.pool.SandboxPool` uses to keep workers booted ahead.
 
 What is protected (Linux with bubblewrap and libseccomp; see `jail_layers`):
 
@@ -25,10 +27,10 @@ for up to its limits), kernel bugs reachable through the allowed system calls, a
 files listed above (a program can read the installed packages and the model). When the caller
 runs as root, the jail's user is root outside its namespace and Linux does not apply
 ``RLIMIT_NPROC`` to it: threads are then bounded by the address-space limit (8 MiB stacks), and
-new processes by seccomp alone. Where a layer is
-missing (no bubblewrap, no user namespaces, no libseccomp, not Linux) `run_sandboxed` refuses to
-run unless ``allow_weak_sandbox=True``; then only the process boundary, rlimits, the static
-validator and restricted builtins stand, and `SandboxRun.isolation` lists exactly those.
+new processes by seccomp alone. Where a layer is missing (no bubblewrap, no user namespaces, no
+libseccomp, not Linux) `run_sandboxed` refuses to run unless ``allow_weak_sandbox=True``; then only
+the process boundary, rlimits, the static validator and restricted builtins stand, and
+`SandboxRun.isolation` lists exactly those.
 """
 
 from __future__ import annotations
