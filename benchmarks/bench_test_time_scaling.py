@@ -63,9 +63,9 @@ def program(lm, question, args, **overrides):
 
 def population_stats(result, truth: str, ks: list[int]) -> dict:
     """Accuracy of single particles, distinct answers and pass@k over all particles (dead = wrong)."""
-    from selfsteer.smc.scaling import distinct_answers, pass_at_k
+    from selfsteer.smc.scaling import distinct_answers, final_answers, pass_at_k
 
-    answers = result.answers()
+    answers = final_answers(result)
     n, c = len(answers), sum(a == truth for a in answers)
     return {"answers": answers, "n_correct": c, "single_accuracy": c / n,
             "distinct": distinct_answers(answers), "pass_at_k": {k: pass_at_k(n, c, k) for k in ks}}
@@ -73,17 +73,17 @@ def population_stats(result, truth: str, ks: list[int]) -> dict:
 
 def run_is(lm, question, truth, args, embedder, ks, examples=()):
     from selfsteer.smc import smc
+    from selfsteer.smc.scaling import final_answers, trust, vote
 
     started = time.perf_counter()
     r = smc(program(lm, question, args, examples=examples), args.particles, ess_threshold=0.0,
             seed=args.seed, record=True)
     elapsed = time.perf_counter() - started
     out = population_stats(r, truth, ks) | {"time_s": elapsed}
-    out["votes"] = {m: r.vote(m).answer == truth for m in ("majority", "confidence", "max_confidence", "likelihood")}
-    out["majority_share"] = r.vote("majority").share
-    trust = r.trust(embedder)
-    out["trust"] = trust.to_dict()
-    out["confidences"] = [(p.confidence, a == truth) for p, a in zip(r.particles, r.answers(), strict=True)
+    out["votes"] = {m: vote(r, m).answer == truth for m in ("majority", "confidence", "max_confidence", "likelihood")}
+    out["majority_share"] = vote(r, "majority").share
+    out["trust"] = trust(r, embedder).to_dict()
+    out["confidences"] = [(p.confidence, a == truth) for p, a in zip(r.particles, final_answers(r), strict=True)
                           if a is not None]
     out["best_particle"] = best_particle(r, truth)
     return out
@@ -91,8 +91,10 @@ def run_is(lm, question, truth, args, embedder, ks, examples=()):
 
 def best_particle(result, truth):
     """The text of the highest-weight correct particle, else of the majority's; and whether it is correct."""
-    answers = result.answers()
-    for target, ok in ((truth, True), (result.vote("majority").answer, False)):
+    from selfsteer.smc.scaling import final_answers, vote
+
+    answers = final_answers(result)
+    for target, ok in ((truth, True), (vote(result, "majority").answer, False)):
         idx = [i for i, a in enumerate(answers) if a is not None and a == target]
         if idx:
             i = max(idx, key=lambda j: result.log_weights[j])
@@ -102,13 +104,13 @@ def best_particle(result, truth):
 
 def run_smc(lm, question, truth, args, ks, explore: float):
     from selfsteer.smc import smc
-    from selfsteer.smc.scaling import Exploration
+    from selfsteer.smc.scaling import Exploration, vote
 
     started = time.perf_counter()
     r = smc(program(lm, question, args, confidence_power=1.0), args.particles, ess_threshold=0.5,
             seed=args.seed, reweight=Exploration(explore) if explore else None)
     out = population_stats(r, truth, ks) | {"time_s": time.perf_counter() - started}
-    out["correct"] = r.vote("likelihood").answer == truth
+    out["correct"] = vote(r, "likelihood").answer == truth
     out["n_resamples"] = r.n_resamples
     return out
 

@@ -3,14 +3,14 @@
 # other packages, no network, and no room for the bundled model's weights.
 #
 #   bash benchmarks/gpu_session.sh prepare   # here: wheels into .whl/, the tokenizer into .gpu/tok
-#   bash benchmarks/gpu_session.sh run OUT [STEP...]   # there: tests sweep long profile (default: the first three)
+#   bash benchmarks/gpu_session.sh run OUT [STEP...]   # there: tests sweep long (default: all three)
 #   bash benchmarks/gpu_session.sh with CMD...          # there: CMD in the same environment
 #
 # `prepare` needs this project's environment (the bundled model's tokenizer) and pip's index;
 # `run` installs the carried wheels (transformers as pinned here, genlm-backend for the vocabulary)
 # under /tmp, puts the repository on the path as the `selfsteer` package, runs tests/test_cuda.py
-# and `benchmarks.gpu_throughput` (the N sweep, then memory on a 1,000-token shared prompt), and
-# `profile` runs `benchmarks.profile_smc` on CUDA; the log, JSON, PNG and profile files go under OUT.
+# and `benchmarks.gpu_throughput` (the N sweep, then memory on a 1,000-token shared prompt); the
+# log, JSON and PNG files go under OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,16 +39,6 @@ sweep() {  # the throughput target (N=64) and the scaling curve
 long() {  # peak memory against N on a 1,000-token shared prompt
     timeout 300 python3 -m benchmarks.gpu_throughput --config llama-1b --particles 1 16 64 \
         --tokens 32 --prompt-tokens 1000 --repeats 2 --tokenizer .gpu/tok --out "$1/long_prompt"
-}
-
-profile() {  # where the host's time goes (cProfile), selfsteer at N=1 and 64, the others at 64
-    local args=(--model llama-1b --device cuda --tokenizer .gpu/tok --task free --tokens 64 --top 45)
-    timeout 120 python3 -m benchmarks.profile_smc "${args[@]}" --particles 1 > "$1/profile_selfsteer_1.txt"
-    for system in selfsteer selfsteer-chunk generate; do
-        timeout 120 python3 -m benchmarks.profile_smc "${args[@]}" --particles 64 --system "$system" \
-            > "$1/profile_${system}_64.txt"
-    done
-    grep -h -A3 "^wall\|host work" "$1"/profile_*.txt
 }
 
 environment() {

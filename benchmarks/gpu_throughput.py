@@ -22,8 +22,7 @@ before each selfsteer run so every system pays its prefill. For each N in ``--pa
 system gets one warm-up run, then the median wall time of ``--repeats`` runs (CUDA synchronised
 before and after each). Throughput is N*T / wall; the ratio is selfsteer's throughput over
 generate's (the issue's target: >= 0.8 at N=64 on a GPU). On CUDA it also records each system's
-peak allocated memory (weights included). Where the host's time goes: `benchmarks.profile_smc`
-with ``--model llama-1b --device cuda``.
+peak allocated memory (weights included).
 
 Writes ``gpu_throughput.json`` and ``gpu_throughput.png`` under ``--out`` (default
 ``benchmarks/results``) and prints a table after each N, so a run cut short keeps what it measured.
@@ -32,15 +31,15 @@ Writes ``gpu_throughput.json`` and ``gpu_throughput.png`` under ``--out`` (defau
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
 import torch
 import transformers
 
-from selfsteer.smc.lm.hf import TransformersLM
+from selfsteer.smc.lm.transformers.backend import TransformersLM
 
+from . import results_file
 from .environment import SharedModel, model_dir
 from .plots import plot_gpu_throughput
 from .record import device_timed
@@ -151,7 +150,7 @@ def run(args: argparse.Namespace) -> None:
 
 def save(summary: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu_throughput.json").write_text(json.dumps(summary, indent=2))
+    results_file.write(out / "gpu_throughput.json", summary)
     plot_gpu_throughput(summary, out / "gpu_throughput.png")
     print(table(summary), flush=True)
 

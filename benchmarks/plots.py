@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -111,47 +110,6 @@ def plot_memory(memory: dict[str, Any], path: Path) -> Path:
     axes[1].set_title("run's memory growth over the N=1 run")
     axes[1].set_ylabel("MiB")
     _log2_x(axes, "particles N")
-    return _save(fig, path)
-
-
-def plot_seed_study(study: dict[str, Any], path: Path) -> Path:
-    """Empirical distributions (one step curve per system) of wall time and forward passes per run."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for name in study["summary"]:
-        runs = [r for r in study["runs"] if r["system"] == name]
-        color, _ = _style(name)
-        for ax, key in zip(axes, ("wall_s", "n_forward"), strict=True):
-            xs = np.sort([r[key] for r in runs])
-            ax.step(xs, np.arange(1, len(xs) + 1) / len(xs), where="post", color=color, label=name)
-    t = study["task"]
-    for ax, label in zip(axes, ("wall time per run (s)", "forward passes per run"), strict=True):
-        ax.set_xlabel(label)
-        ax.set_ylabel("share of seeds")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"{t['name']}, N={t['n_particles']}, up to {t['max_tokens']} tokens: {len(study['seeds'])} paired seeds")
-    return _save(fig, path)
-
-
-def plot_forward_overhead(report: dict[str, Any], path: Path) -> Path:
-    """Median ms per decoding step against batch size per variant, and each other variant's
-    ratio to plain transformers (same linear kernels) with its 90% interval."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    batches = [r["batch"] for r in report["results"]]
-    for name in report["results"][0]["median_ms"]:
-        color, marker = _style(name)
-        axes[0].plot(batches, [r["median_ms"][name] for r in report["results"]], marker=marker, color=color, label=name)
-        if name == "plain":
-            continue
-        mid = np.array([r["ratio_to_plain"][name] for r in report["results"]])
-        lo, hi = (np.array([r["ratio_to_plain_ci90"][name][k] for r in report["results"]]) for k in (0, 1))
-        axes[1].errorbar(batches, mid, yerr=[mid - lo, hi - mid], marker=marker, color=color, capsize=3, label=name)
-    axes[1].axhline(1.0, color="black", lw=0.8)
-    axes[0].set_yscale("log")
-    axes[0].set_ylabel("ms per decoding step (median)")
-    axes[1].set_ylabel("time / plain transformers (same linear kernels)")
-    _log2_x(axes, "batch (rows)")
-    fig.suptitle(f"one decoding step, {report['prompt_tokens']}-token shared prompt + {report['context']} own tokens per row")
     return _save(fig, path)
 
 

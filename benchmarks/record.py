@@ -1,15 +1,12 @@
 """`RunRecord`: what one timed run of one system on one task measured, the stopwatch that times it,
-`device_timed` for work queued on a GPU, and `save_report`, which writes a benchmark's report and
-its plot."""
+and `device_timed` for work queued on a GPU."""
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -117,11 +114,3 @@ def median_record(records: Sequence[RunRecord]) -> dict[str, Any]:
         s_per_forward=statistics.median(r.s_per_forward or 0.0 for r in good) or None,
     )
     return out
-
-
-def save_report(report: dict[str, Any], out: Path, stem: str, plot: Callable[[dict[str, Any], Path], Path]) -> list[Path]:
-    """Write ``report`` to ``out/<stem>.json`` and ``plot(report, out/<stem>.png)``; returns both paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    json_path = out / f"{stem}.json"
-    json_path.write_text(json.dumps(report, indent=2, default=str))
-    return [json_path, plot(report, out / f"{stem}.png")]

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from selfsteer.smc.lm.loading import default_device
 
-from . import foundation, memory, plots, report, scaling, targets
+from . import foundation, memory, plots, report, results_file, scaling, targets
 from .environment import SharedModel, load_shared, machine_description, model_dir, set_threads
 from .harness import Harness
 from .sizes import SIZES, get_size
@@ -124,7 +124,7 @@ def merge_previous(summary: dict, previous: dict) -> dict:
 def write(summary: dict, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "summary.json", out / "summary.md"]
-    paths[0].write_text(json.dumps(summary, indent=2, default=str))
+    results_file.write(paths[0], summary)
     paths[1].write_text(report.render(summary))
     suites = summary["suites"]
     if "foundation" in suites:

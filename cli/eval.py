@@ -20,6 +20,9 @@ def register(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a planner on a task set against the follower alone")
     p.add_argument("tasks", type=Path, help='JSON lines: {"task": ..., "family": ..., "checker": {"program": ..., "params": ...}}')
     p.add_argument("--jobs", "-j", type=int, default=2, help="tasks run at once (default 2)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="spread the tasks over a Ray cluster (ADDRESS for ray.init; none: $RAY_ADDRESS or a local Ray)")
+    p.add_argument("--ray-workers", type=int, default=None, help="Ray worker actors (default: one per cluster CPU)")
     add_planner_options(p)
     add_run_options(p)
     p.add_argument("--reuse", action="store_true", help="reuse cached programs (default: plan every task afresh)")
@@ -33,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from selfsteer.planners.errors import PlannerError
     from selfsteer.planners.evaluate import evaluate, read_tasks
 
-    if args.jobs < 1:
-        print("error: --jobs must be >= 1", file=sys.stderr)
+    if args.jobs < 1 or (args.ray_workers is not None and args.ray_workers < 1):
+        print("error: --jobs and --ray-workers must be >= 1", file=sys.stderr)
         return 2
     try:
         specs = read_tasks(args.tasks)
@@ -42,9 +45,22 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError, PlannerError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    report = evaluate(specs, planner=planner, jobs=args.jobs, n_particles=args.particles, follower=args.follower,
-                      attempts=args.attempts, seed=args.seed, limits=limits_from_args(args),
-                      cache=cache_from_args(args), reuse=args.reuse, baseline_tokens=args.baseline_tokens)
+    options = dict(n_particles=args.particles, attempts=args.attempts, seed=args.seed, limits=limits_from_args(args),
+                   cache=cache_from_args(args), reuse=args.reuse, baseline_tokens=args.baseline_tokens)
+    if args.ray is not None:
+        from functools import partial
+
+        from selfsteer.planners.ray_eval import evaluate_ray, require_ray
+
+        try:
+            require_ray()
+        except ImportError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        report = evaluate_ray(specs, address=args.ray or None, workers=args.ray_workers, follower=args.follower,
+                              planner=partial(planner_from_args, args), **options)  # each worker builds its own
+    else:
+        report = evaluate(specs, planner=planner, jobs=args.jobs, follower=args.follower, **options)
     print(report.table())
     if args.out:
         args.out.write_text(report.to_json())

@@ -8,7 +8,7 @@ import importlib
 import logging
 import sys
 
-SUBCOMMANDS = ("run", "view", "solve", "plan", "eval", "planner", "train")
+SUBCOMMANDS = ("run", "view", "solve", "plan", "eval", "planner", "train", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

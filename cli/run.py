@@ -16,14 +16,16 @@ import json
 import sys
 from pathlib import Path
 
+from selfsteer.smc.scaling.answers import vote
+
 from .scaling_options import (
     accepts_examples,
     add_scaling_flags,
-    exploration,
     lag_memory,
     lag_task,
     print_scaling,
     record_run,
+    scaling_options,
     scaling_report,
 )
 
@@ -104,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         lm, model = load_with_logs(args, memory)
     else:
         model = load_program(args)
-    reweight = exploration(args)
+    reweight = scaling_options(args).reweight()
     common = dict(seed=args.seed, max_steps=args.max_steps, time_limit=args.time_limit,
                   record=args.trace is not None or args.trust, progress=True)
     if args.beam:
@@ -119,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"trace written to {args.trace} (view it: selfsteer view {args.trace})", file=sys.stderr)
     extra = scaling_report(result, args)
     if memory is not None:
-        entry = record_run(memory, lm, model, result, result.vote(args.vote or "majority"))
+        entry = record_run(memory, lm, model, result, vote(result, args.vote or "majority"))
         print(f"LAG: run stored as log {entry}" if entry else "LAG: no answer to store", file=sys.stderr)
     if args.json:
         print(json.dumps({**result.to_dict(), **extra}, indent=2))

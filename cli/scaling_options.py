@@ -15,7 +15,8 @@ import argparse
 import inspect
 from typing import Any
 
-from selfsteer.smc.scaling.aggregate import AGGREGATORS
+from selfsteer.smc.scaling.answers import AGGREGATORS, final_answers, vote
+from selfsteer.smc.scaling.options import ScalingOptions
 
 LAG_OUTCOMES = ("correct", "unverified")  # runs recorded without a verifier are "unverified"
 
@@ -33,15 +34,12 @@ def add_scaling_flags(p: argparse.ArgumentParser, *, lag: bool = True) -> None:
     g.add_argument("--lag-k", type=int, default=1, help="how many stored logs to reuse (default 1)")
 
 
-def exploration(args: argparse.Namespace):
-    """The ``reweight`` policy the flags ask for, or None."""
-    if args.explore < 0:
-        raise SystemExit("error: --explore must be >= 0")
-    if args.explore == 0:
-        return None
-    from selfsteer.smc.scaling import Exploration
-
-    return Exploration(args.explore, b0=args.explore_b0)
+def scaling_options(args: argparse.Namespace) -> ScalingOptions:
+    """The `ScalingOptions` the flags ask for (a bad value exits with the option's error)."""
+    try:
+        return ScalingOptions(explore=args.explore, explore_b0=args.explore_b0, vote=args.vote, trust=args.trust)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
 
 
 def lag_memory(args: argparse.Namespace):
@@ -70,7 +68,7 @@ def lag_task(model: Any) -> tuple[str, str]:
 def record_run(memory, lm, model, result, vote) -> str:
     """Store the run's best particle for the voted answer as an "unverified" log; returns its id."""
     task, prompt = lag_task(model)
-    answers = result.answers()
+    answers = final_answers(result)
     best = max((i for i, a in enumerate(answers) if a is not None and a == vote.answer),
                key=lambda i: result.log_weights[i], default=None)
     if best is None:
@@ -83,12 +81,12 @@ def scaling_report(result, args: argparse.Namespace) -> dict[str, Any]:
     """What the flags add to the output: the vote and the trust scores."""
     out: dict[str, Any] = {}
     if args.vote:
-        out["vote"] = result.vote(args.vote).to_dict()
+        out["vote"] = vote(result, args.vote).to_dict()
     if args.trust:
-        from selfsteer.smc.scaling import EmbedderUnavailable
+        from selfsteer.smc.scaling import EmbedderUnavailable, trust
 
         try:
-            out["trust"] = result.trust().to_dict()
+            out["trust"] = trust(result).to_dict()
         except EmbedderUnavailable as e:
             raise SystemExit(f"error: --trust: {e}") from None
     return out

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from selfsteer.smc import LanguageModel, ProgramError, TextModel, load_lm, smc_async
+from selfsteer.smc.scaling import ScalingOptions
 
 from .outcome import RunSummary, smc_extras, summarize
 from .plan import Plan
@@ -33,9 +34,7 @@ class AttemptFailed(RuntimeError):
 
 @dataclass
 class RunSettings:
-    """How a plan is run: the follower, particles, seed, limits and test-time scaling options
-    (``explore``: outcome-based exploration weight, 0 = off; ``vote``: an aggregator name;
-    ``trust``: gather what the trust scores need: the run's record and the responses)."""
+    """How a plan is run: the follower, particles, seed, limits and test-time scaling options."""
 
     follower: str | None = None  # a load_lm name; None = the bundled SmolLM2-135M-Instruct
     n_particles: int = 8
@@ -43,15 +42,8 @@ class RunSettings:
     ess_threshold: float = 0.5
     limits: Limits = field(default_factory=Limits)
     lm: LanguageModel | None = None  # a loaded follower for in-process (library) runs
-    explore: float = 0.0
-    explore_b0: float = 0.5
-    vote: str | None = None
-    trust: bool = False
+    scaling: ScalingOptions = ScalingOptions()
     allow_weak_sandbox: bool = False  # run planner-written code even where an isolation layer is missing
-
-    def scaling_job(self) -> dict:
-        """The scaling options as JSON for the sandbox child."""
-        return {"explore": self.explore, "explore_b0": self.explore_b0, "vote": self.vote, "trust": self.trust}
 
 
 _FOLLOWERS: dict[str | None, LanguageModel] = {}
@@ -90,8 +82,8 @@ async def run_library_plan(plan: Plan, task: str, settings: RunSettings) -> RunS
         started = time.monotonic()
         result = await smc_async(model, settings.n_particles, seed=settings.seed, ess_threshold=settings.ess_threshold,
                                  max_steps=settings.limits.max_steps, time_limit=settings.limits.wall_s,
-                                 **smc_extras(settings.scaling_job()))
-        return summarize(result, time.monotonic() - started, settings.vote, responses=settings.trust)
+                                 **smc_extras(settings.scaling))
+        return summarize(result, time.monotonic() - started, settings.scaling)
     except (ProgramError, ValueError, TypeError) as e:
         raise AttemptFailed("program", f"{type(e).__name__}: {e}") from e
 
@@ -105,7 +97,7 @@ async def run_lm_plan(plan: Plan, task: str, settings: RunSettings) -> RunSummar
     try:
         run = await run_sandboxed(program, task, follower=settings.follower, n_particles=settings.n_particles,
                                   seed=settings.seed, ess_threshold=settings.ess_threshold, limits=settings.limits,
-                                  scaling=settings.scaling_job(), allow_weak_sandbox=settings.allow_weak_sandbox)
+                                  scaling=settings.scaling.to_json(), allow_weak_sandbox=settings.allow_weak_sandbox)
     except SandboxUnavailable as e:
         raise AttemptFailed("sandbox_unavailable", str(e)) from e
     except SandboxError as e:

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from selfsteer.smc import Result
-from selfsteer.smc.scaling import Exploration, failed_step_fraction
-from selfsteer.smc.scaling.trust import response_text
+from selfsteer.smc.scaling import ScalingOptions, failed_step_fraction, vote
+from selfsteer.smc.scaling.trust_scores import response_text
 
 from .report import ReportError, check_json
 
@@ -99,19 +99,15 @@ class RunSummary:
                 "allowed nothing, or max_tokens was too small); relax the constraint or raise max_tokens")
 
 
-def smc_extras(scaling: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of `smc` for the test-time scaling options in ``scaling``: outcome-based
-    exploration (``explore`` > 0, ``explore_b0``); ``trust`` records the run (for the failed-step fraction)."""
-    extras: dict[str, Any] = {"record": bool(scaling.get("trust", False))}
-    if scaling.get("explore", 0.0) > 0:
-        extras["reweight"] = Exploration(scaling["explore"], b0=scaling.get("explore_b0", 0.5))
-    return extras
+def smc_extras(scaling: ScalingOptions) -> dict[str, Any]:
+    """Keyword arguments of `smc` for ``scaling``: its exploration policy as ``reweight``;
+    ``trust`` records the run (for the failed-step fraction)."""
+    return {"record": scaling.trust, "reweight": scaling.reweight()}
 
 
-def summarize(result: Result, time_s: float | None = None, vote: str | None = None,
-              responses: bool = False) -> RunSummary:
-    """Reduce an engine `Result` to a `RunSummary`; ``vote`` names an aggregator to apply and
-    ``responses`` keeps the finished particles' texts (what a trust score needs)."""
+def summarize(result: Result, time_s: float | None = None, scaling: ScalingOptions = ScalingOptions()) -> RunSummary:
+    """Reduce an engine `Result` to a `RunSummary`; ``scaling.vote`` names an aggregator to apply and
+    ``scaling.trust`` keeps the finished particles' texts (what a trust score needs)."""
     checks = result.check_passed
     posterior = list(result.posterior.items())
     if math.isnan(result.log_ml) or result.log_ml == math.inf or any(not math.isfinite(p) for _, p in posterior):
@@ -128,7 +124,7 @@ def summarize(result: Result, time_s: float | None = None, vote: str | None = No
         n_check_failed=sum(c is False for c in checks),
         posterior=[(clip_output(o), float(p)) for o, p in posterior[:MAX_POSTERIOR_ENTRIES]],
         time_s=float(result.timings.get("total_s", 0.0) if time_s is None else time_s),
-        responses=[clip_output(response_text(p)) for p in alive] if responses else [],
+        responses=[clip_output(response_text(p)) for p in alive] if scaling.trust else [],
         failed_step_fraction=fsf,
-        vote=result.vote(vote).to_dict() if vote else None,
+        vote=vote(result, scaling.vote).to_dict() if scaling.vote else None,
     )

@@ -330,7 +330,7 @@ async def run_sandboxed(
 ) -> SandboxRun:
     """Run a validated program on ``task`` in the sandbox (see the module docstring).
 
-    ``scaling``: test-time scaling options (``explore``, ``explore_b0``, ``vote``, ``trust``).
+    ``scaling``: test-time scaling options as JSON (`ScalingOptions.to_json`).
     ``allow_weak_sandbox``: run even when `jail_layers` reports a missing layer (else
     `SandboxUnavailable`).
     """

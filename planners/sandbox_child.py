@@ -29,7 +29,7 @@ import sys
 import time
 import traceback
 
-from selfsteer.planners.outcome import smc_extras, summarize
+from selfsteer.planners.outcome import ScalingOptions, smc_extras, summarize
 from selfsteer.planners.report import clip
 
 PROGRAM_FILE = "<planned program>"
@@ -159,7 +159,7 @@ async def run_program(cls: type, lm, job: dict):
     return await smc_async(
         model, job["n_particles"], seed=job.get("seed"), max_steps=job["max_steps"],
         time_limit=job["time_limit"], ess_threshold=job.get("ess_threshold", 0.5),
-        **smc_extras(job.get("scaling", {})),
+        **smc_extras(ScalingOptions.from_json(job.get("scaling", {}))),
     )
 
 
@@ -199,8 +199,7 @@ def main() -> None:
     try:
         cls = program_class(job)
         result = loop.run_until_complete(run_program(cls, lm, job))
-        scaling = job.get("scaling", {})
-        summary = summarize(result, time.monotonic() - started, scaling.get("vote"), responses=scaling.get("trust", False))
+        summary = summarize(result, time.monotonic() - started, ScalingOptions.from_json(job.get("scaling", {})))
     except BaseException as e:  # noqa: BLE001 - every failure of untrusted code becomes feedback
         send({"error": describe(e, memory_mb)})
         return

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from selfsteer.smc.inference import run_sync
-from selfsteer.smc.scaling import AGGREGATORS, trust_of_texts
+from selfsteer.smc.scaling import ScalingOptions, trust_of_texts
 
 from .cache import AttemptRecord, ProgramCache
 from .errors import PlannerError
@@ -152,13 +152,9 @@ async def solve_async(
         raise ValueError(f"attempts must be >= 1, got {attempts}")
     planner = load_planner(planner)
     name, store, say = planner_name(planner), _cache_of(cache), progress or _quiet
-    if explore < 0:
-        raise ValueError(f"explore must be >= 0 (0 turns exploration off), got {explore}")
-    if vote is not None and vote not in AGGREGATORS:
-        raise ValueError(f"unknown vote {vote!r}; choose one of {', '.join(AGGREGATORS)}")
+    scaling = ScalingOptions(explore=explore, explore_b0=explore_b0, vote=vote, trust=trust)
     settings = RunSettings(follower=follower, n_particles=n_particles, seed=seed, limits=limits or Limits(), lm=lm,
-                           explore=explore, explore_b0=explore_b0, vote=vote, trust=trust,
-                           allow_weak_sandbox=allow_weak_sandbox)
+                           scaling=scaling, allow_weak_sandbox=allow_weak_sandbox)
     result = SolveResult(task=task, planner=name)
     started = time.monotonic()
 
@@ -212,30 +208,58 @@ async def solve_async(
         result.answer, result.weight, result.check_passed = s.answer, s.weight, s.check_passed
         result.attempt, result.from_cache, result.plan, result.summary = final.number, final.from_cache, final.plan, s
         result.vote, result.isolation = s.vote, list(s.isolation)
-        if trust:
+        if scaling.trust:
             result.trust = (await asyncio.to_thread(trust_of_texts, s.responses, s.failed_step_fraction)).to_dict()
         say("done", final.number, "check passed")
     result.seconds = time.monotonic() - started
     return result
 
 
-def solve(task: str, **kwargs: Any) -> SolveResult:
+def solve(
+    task: str,
+    *,
+    planner: Planner | str | None = None,
+    n_particles: int = 8,
+    follower: str | None = None,
+    lm=None,
+    attempts: int = 3,
+    seed: int | None = 0,
+    limits: Limits | None = None,
+    cache: ProgramCache | str | bool | None = None,
+    reuse: bool = True,
+    progress: Progress | None = None,
+    explore: float = 0.0,
+    explore_b0: float = 0.5,
+    vote: str | None = None,
+    trust: bool = False,
+) -> SolveResult:
     """Plan, run and verify ``task``; returns a `SolveResult` (see the module docstring).
 
-    Keyword arguments: ``planner`` (a `Planner` or a name for `load_planner`; default from the
-    environment, else the offline library planner), ``n_particles`` (8), ``follower`` (a
-    `load_lm` name; default the bundled SmolLM2-135M-Instruct), ``lm`` (an already loaded
-    follower for in-process runs), ``attempts`` (3), ``seed`` (0), ``limits`` (`Limits` of the
-    sandbox and the run), ``cache`` (a `ProgramCache`, a directory, or False for none),
-    ``reuse`` (True: reuse a cached working program), ``progress`` (a callback
-    ``(stage, attempt, detail)``); test-time scaling: ``explore`` (outcome-based exploration
-    weight, 0 = off) and ``explore_b0``, ``vote`` (an aggregator: "majority", "confidence",
-    "max_confidence", "likelihood"), ``trust`` (True: semantic isotropy of the responses and the
-    failed-step fraction); ``allow_weak_sandbox`` (False: planner-written programs are refused
-    where the host lacks an isolation layer; True: run them with what the host has, listed in
-    ``SolveResult.isolation``).
+    Args:
+        planner: a `Planner` or a name for `load_planner`; default from the environment, else the
+            offline library planner.
+        n_particles: particles per run.
+        follower: a `load_lm` name; default the bundled SmolLM2-135M-Instruct.
+        lm: an already loaded follower for in-process runs.
+        attempts: planner attempts (a cached program does not use one up).
+        seed: fixes each run on a given backend.
+        limits: `Limits` of the sandbox and the run.
+        cache: a `ProgramCache`, a directory, or False for none.
+        reuse: reuse a cached working program for the task.
+        progress: a callback ``(stage, attempt, detail)``.
+        explore, explore_b0, vote, trust: test-time scaling (`ScalingOptions`): outcome-based
+            exploration weight (0 = off) and its UCB offset, an aggregator ("majority",
+            "confidence", "max_confidence", "likelihood"), and semantic isotropy of the
+            responses with the failed-step fraction.
+        allow_weak_sandbox: False: planner-written programs are refused where the host lacks an
+            isolation layer; True: run them with what the host has, listed in
+            ``SolveResult.isolation``.
     """
-    return run_sync(solve_async(task, **kwargs))
+    return run_sync(solve_async(
+        task, planner=planner, n_particles=n_particles, follower=follower, lm=lm, attempts=attempts, seed=seed,
+        limits=limits, cache=cache, reuse=reuse, progress=progress, explore=explore, explore_b0=explore_b0,
+        vote=vote, trust=trust,
+    ))
 
 
 def plan(task: str, *, planner: Planner | str | None = None, attempts: int = 3) -> Plan:

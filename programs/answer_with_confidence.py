@@ -3,7 +3,7 @@
 A particle writes a few lines of reasoning, then ``<answer>A</answer>`` and
 ``<confidence>q</confidence>`` with q in [0, 1]. The population then supports every aggregator of
 `selfsteer.smc.scaling` (majority, confidence-weighted, max-confidence, likelihood) and the
-exploration and trust scores, through ``result.vote(...)`` and ``result.trust(...)``.
+exploration and trust scores, through ``scaling.vote(result, ...)`` and ``scaling.trust(result)``.
 
 Target: the follower prompted with the question (and any ``examples``, e.g. logs retrieved by
 LAG), restricted to responses of that form whose answer is well formed (a decimal number when
@@ -18,8 +18,8 @@ import re
 from collections.abc import Sequence
 
 from selfsteer.smc import LanguageModel, TextModel, TokenMask
-from selfsteer.smc.scaling.aggregate import canonical_answer
-from selfsteer.smc.scaling.confidence import confidence_log_weight, parse_tagged
+from selfsteer.smc.scaling.answers import canonical_answer, parse_tagged
+from selfsteer.smc.scaling.confidence import confidence_log_weight
 
 INSTRUCTION = (
     "Answer the question. Think in a line or two, then write the final answer between <answer> "
@@ -78,7 +78,9 @@ class AnswerWithConfidence(TextModel):
             (e.g. `LogMemory.recall(...).examples`).
         max_reasoning_tokens: reasoning budget; reasoning_line_tokens: tokens per reasoning step.
         max_answer_tokens: budget of a text answer; max_number_chars: of a number answer.
-        confidence_power: the target is multiplied by ``max(q, 0.01) ** confidence_power``.
+        confidence_power: the target becomes the follower's probability times
+            ``max(q, 0.01) ** confidence_power`` on the outputs the program can produce and that
+            pass ``check`` (0 elsewhere); q is the stated confidence.
         temperature: temperature of the follower (the target is the tempered follower).
     """
 

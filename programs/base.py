@@ -173,9 +173,7 @@ class LibraryProgram(TextModel):
         ``p_prior(chunk) / q(chunk)`` targets the prior restricted to such chunks. With
         ``allow_eos`` add ``lm.masks.eos`` to ``mask`` where the chunk may end the text.
         """
-        ctx = self.proposal if self.separate_proposal else self.prior
-        ctx.restrict(mask)
-        return await self.extend(stop=stop, max_tokens=max_tokens, allow_eos=allow_eos)
+        return await self.extend(stop=stop, max_tokens=max_tokens, allow_eos=allow_eos, mask=mask)
 
     def note(self, text: str) -> None:
         """Replace the proposal's note to self with ``text`` (the target is unchanged)."""

@@ -24,7 +24,7 @@ class ProgramSpec:
     """What a planner needs to know about one library program.
 
     Attributes:
-        name: unique snake_case name, e.g. ``"exact_word_count"``.
+        name: unique snake_case name, e.g. ``"sentence_word_count"``.
         family: the module's family, e.g. ``"collie_sentences"``.
         description: the tasks this program solves, in plain words (retrieval embeds it).
         params_schema: a JSON schema (``type: object``) of the keyword parameters.
@@ -64,12 +64,7 @@ def all_programs() -> list[type[TextModel]]:
     """Every library program class, in family order (modules that fail to import are an error)."""
     found: list[type[TextModel]] = []
     for module_name in FAMILY_MODULES:
-        try:
-            module = importlib.import_module(f"selfsteer.programs.{module_name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"selfsteer.programs.{module_name}":
-                continue  # family not written yet
-            raise
+        module = importlib.import_module(f"selfsteer.programs.{module_name}")
         for value in vars(module).values():
             if isinstance(value, type) and issubclass(value, TextModel) and "SPEC" in vars(value):
                 found.append(value)

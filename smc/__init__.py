@@ -4,21 +4,10 @@ Write a program by subclassing `Model` (or `TextModel` for text with a prior and
 then run it with `smc` (or `smc_steer`) and read the `Result`.
 """
 
+from .constraints import ConstrainedSpan, Grammar, JsonSchema, Regex
 from .distributions import Bernoulli, Categorical, Distribution, Geometric, ZeroProbability
 from .inference import ProgramError, smc, smc_async
-from .lm import (
-    Chunk,
-    ConstrainedSpan,
-    ExactLM,
-    Grammar,
-    JsonSchema,
-    LanguageModel,
-    LMContext,
-    Regex,
-    Token,
-    TokenMask,
-    load_lm,
-)
+from .lm import Chunk, ExactLM, LanguageModel, LMContext, Token, TokenMask, load_lm
 from .model import Model
 from .resampling import RESAMPLERS
 from .result import Result, Status

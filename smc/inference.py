@@ -1,4 +1,10 @@
-"""Sequential Monte Carlo over `Model` programs.
+"""Sequential Monte Carlo over `Model` programs: the one loop and its ESS-triggered strategy.
+
+`run_loop` is the skeleton every algorithm shares: start the particles, then per step let a
+`Strategy` ``expand`` the population, step it, ``check`` what finished, and let the strategy
+``select`` the population carried on; each step yields a `StepRecord` (ESS, parents, ancestors)
+that feeds the `Result` and the `Trace`. `smc` uses `ESSResampling`; `smc_steer` (in `steer`)
+expands every particle into a beam and selects without replacement.
 
 ``smc(model, n_particles)`` copies ``model`` into ``n_particles`` particles and repeats:
 
@@ -18,32 +24,43 @@ step)`` returns one finite log-potential per particle; if step 3 resamples, the 
 added to the log-weights like a ``twist`` just before, and removed from the children afterwards
 (before a particle's next step, or at the next step's end for finished ones, and at the end of
 the run). Children thus carry ``logmeanexp(log_w + log_g) - log_g(ancestor)``, so the final
-target and the unbiasedness of ``log_ml`` are unchanged. A policy returning zeros leaves the run
-bit-identical to a run without it.
+target and the unbiasedness of ``log_ml`` are unchanged, though its variance can grow. A policy
+returning zeros leaves the run bit-identical to a run without it, except when a program twists a
+particle in the step that finishes it: a policy removes that twist before resampling, a run
+without one keeps it until the end of the run (both are properly weighted).
+
+``check`` applies to every finished particle, including those that finish in ``start()``.
 
 The returned `Result` holds ``log_ml = logmeanexp(final log-weights)``, the log of an unbiased
-estimate of the target's normalising constant. While a run lasts, Python's cycle collector
-skips the objects that existed before it (see `heap`): the model's and libraries' objects are
-never scanned by the collections the run's allocations trigger.
+estimate of the target's normalising constant when every particle finished (status completed or
+all_dead). A run cut by ``max_steps`` or ``time_limit`` averages unfinished particles' weights
+too, so its ``log_ml`` estimates the normalising constant of an intermediate target. While a
+run lasts, Python's cycle collector skips the objects that existed before it (see `heap`): the
+model's and libraries' objects are never scanned by the collections the run's allocations trigger.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import math
+import os
 import time
+import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .distributions import ZeroProbability
-from .heap import collect_new_objects_only
+from .lm.transformers.heap import collect_new_objects_only
 from .model import Model, ParticleDied
 from .resampling import get_resampler
 from .result import Result, Status
-from .trace import Trace
+from .trace import StepRecord, Trace
 from .weights import ess, logmeanexp, normalise
 
 Reweight = Callable[[Sequence[Model], int], Sequence[float]]
@@ -53,8 +70,10 @@ class ProgramError(RuntimeError):
     """A program's own code raised an exception (not a zero-probability event)."""
 
 
-def validate_program(model: Model) -> None:
-    """Reject a model the engine cannot run, with a message that says how to fix it."""
+def validate_model(model: Model) -> None:
+    """Reject a model instance the engine cannot run, with a message that says how to fix it.
+
+    (Planner-written source code is checked by `selfsteer.planners.validate_program`.)"""
     if not isinstance(model, Model):
         raise TypeError(f"smc needs an instance of a Model subclass, got {type(model).__name__}")
     step = getattr(type(model), "step", None)
@@ -86,9 +105,11 @@ def reseed(particles: Sequence[Model], rng: np.random.Generator) -> None:
 
 
 async def start_particles(model: Model, n: int, rng: np.random.Generator) -> list[Model]:
+    """``n`` seeded copies of ``model`` after ``start()``; those it finished are checked."""
     particles = [model.clone() for _ in range(n)]
     reseed(particles, rng)
     await asyncio.gather(*(_guarded(p, p.start) for p in particles))
+    apply_checks(particles)
     return particles
 
 
@@ -100,7 +121,25 @@ async def _guarded(p: Model, fn) -> None:
         p.log_weight = -math.inf
         p.finished = True
     except Exception as e:
-        raise ProgramError(f"{type(p).__name__}.{fn.__name__}() raised {type(e).__name__}: {e}") from e
+        where = program_line(type(p), e)
+        raise ProgramError(
+            f"{type(p).__name__}.{fn.__name__}() raised {type(e).__name__}: {e}" + (f" ({where})" if where else "")
+        ) from e
+
+
+def program_line(cls: type, error: BaseException) -> str:
+    """``file:line: code`` of the innermost traceback frame in the program's own source (its
+    classes outside this package), or "" when none is found."""
+    files = set()
+    for c in cls.__mro__:
+        if not c.__module__.startswith(__package__):
+            with contextlib.suppress(TypeError, OSError):
+                files.add(inspect.getsourcefile(c))
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename in files]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f"at {os.path.basename(f.filename)}:{f.lineno}: {f.line}"
 
 
 def apply_checks(particles: Sequence[Model]) -> None:
@@ -114,6 +153,20 @@ def apply_checks(particles: Sequence[Model]) -> None:
             p._check_passed = ok
             if not ok:
                 p.log_weight = -math.inf
+
+
+def log_weights(particles: Sequence[Model]) -> np.ndarray:
+    """The particles' log-weights; ProgramError if one is NaN or +inf (set other than through the
+    primitives, which reject such increments)."""
+    log_w = np.array([p.log_weight for p in particles], dtype=np.float64)
+    bad = np.flatnonzero(np.isnan(log_w) | (log_w == math.inf))
+    if len(bad):
+        p = particles[int(bad[0])]
+        raise ProgramError(
+            f"{type(p).__name__} particle {int(bad[0])} has log-weight {log_w[bad[0]]}; change weights only "
+            "through observe/score/condition/twist, with finite or -inf values"
+        )
+    return log_w
 
 
 def stop_before_step(n_steps: int, max_steps: int, deadline: float | None) -> Status | None:
@@ -171,8 +224,8 @@ def resample(particles: list[Model], rng: np.random.Generator, scheme: str) -> t
 
 
 def finish_run(
-    particles: list[Model], status: Status, n_steps: int, ess_history: list[float], n_resamples: int,
-    started: float, trace: Trace | None, algorithm: str, seed: int | None,
+    particles: list[Model], status: Status, records: list[StepRecord], started: float,
+    trace: Trace | None, algorithm: str, seed: int | None,
 ) -> Result:
     for p in particles:
         p.untwist()
@@ -185,10 +238,9 @@ def finish_run(
         log_weights=log_w,
         log_ml=logmeanexp(log_w),
         status=status,
-        n_steps=n_steps,
-        ess_history=ess_history,
-        n_resamples=n_resamples,
-        timings={"total_s": total, "per_step_s": total / max(n_steps, 1)},
+        n_steps=len(records),
+        records=records,
+        timings={"total_s": total, "per_step_s": total / max(len(records), 1)},
         trace=trace,
         algorithm=algorithm,
         seed=seed,
@@ -196,6 +248,95 @@ def finish_run(
     if trace is not None:
         trace.record_final(str(status), result.log_ml, result.posterior)
     return result
+
+
+class Strategy(Protocol):
+    """How the loop grows and selects the population (see the module docstring)."""
+
+    def expand(self, particles: list[Model], rng: np.random.Generator) -> tuple[list[Model], list[int]]:
+        """The population to step, and each member's index in ``particles``."""
+        ...
+
+    def observe(self, stepped: list[Model], step: int) -> None:
+        """See the stepped population after ``check``, before its weights are read."""
+        ...
+
+    def select(
+        self, stepped: list[Model], log_w: np.ndarray, ess: float, rng: np.random.Generator
+    ) -> tuple[list[Model], np.ndarray | None]:
+        """The population carried to the next step, and its ancestors (None: carried as it is)."""
+        ...
+
+
+@dataclass
+class ESSResampling:
+    """`smc`'s strategy: step every particle; resample when ESS < ``threshold * n``."""
+
+    n: int
+    threshold: float
+    scheme: str
+    reweight: Reweight | None = None
+    log_g: np.ndarray | None = None
+
+    def expand(self, particles, rng):
+        return particles, list(range(len(particles)))
+
+    def observe(self, stepped, step):
+        self.log_g = consult_reweight(stepped, self.reweight, step) if self.reweight is not None else None
+
+    def select(self, stepped, log_w, ess, rng):
+        if all(p.finished for p in stepped) or ess >= self.threshold * self.n:
+            return stepped, None
+        if self.log_g is not None:
+            apply_potentials(stepped, self.log_g)
+        return resample(stepped, rng, self.scheme)
+
+
+async def run_loop(
+    model: Model, n_particles: int, strategy: Strategy, *, algorithm: str, seed: int | None,
+    max_steps: int, time_limit: float | None, trace: Trace | None, progress: bool,
+) -> Result:
+    """The one SMC loop: start, then expand, step, check and select until every particle has
+    finished (or a cap, a deadline or the death of all); one `StepRecord` per step."""
+    started = time.monotonic()
+    deadline = started + time_limit if time_limit is not None else None
+    rng = np.random.default_rng(seed)
+    records: list[StepRecord] = []
+    status = Status.COMPLETED
+    with collect_new_objects_only():
+        particles = await start_particles(model, n_particles, rng)
+        origin: list[int] = list(range(len(particles)))  # each particle's index in the last stepped population
+        bar = tqdm(desc=algorithm, unit="step", disable=not progress, leave=False)
+        while any(not p.finished for p in particles):
+            if (stop := stop_before_step(len(records), max_steps, deadline)) is not None:
+                status = stop
+                break
+            stepped, index = strategy.expand(particles, rng)
+            completed = await step_particles(stepped, deadline)
+            apply_checks(stepped)
+            strategy.observe(stepped, len(records) + 1)
+            log_w = log_weights(stepped)
+            current_ess = ess(log_w)
+            if not completed:
+                status = Status.TIMEOUT
+            elif not np.any(np.isfinite(log_w)):
+                status = Status.ALL_DEAD
+            particles, ancestors = (stepped, None) if status != Status.COMPLETED else strategy.select(
+                stepped, log_w, current_ess, rng
+            )
+            records.append(StepRecord(
+                len(records) + 1, current_ess, tuple(origin[i] for i in index) if records else None,
+                None if ancestors is None else tuple(int(a) for a in ancestors),
+            ))
+            origin = list(records[-1].ancestors or range(len(stepped)))
+            if trace is not None:
+                trace.record_step(records[-1], stepped)
+            bar.update(1)
+            bar.set_postfix(active=sum(not p.finished for p in particles), ess=f"{current_ess:.1f}")
+            if status != Status.COMPLETED:
+                break
+    bar.close()
+    return finish_run(particles, status, records, started, trace, algorithm, seed)
 
 
 async def smc_async(
@@ -212,74 +353,58 @@ async def smc_async(
     reweight: Reweight | None = None,
 ) -> Result:
     """Run SMC from inside an event loop (Jupyter, async apps). See `smc` for the arguments."""
-    validate_program(model)
+    validate_model(model)
     validate_settings(n_particles, ess_threshold, max_steps, time_limit)
     get_resampler(resampling)
-    started = time.monotonic()
-    deadline = started + time_limit if time_limit is not None else None
-    rng = np.random.default_rng(seed)
     trace = Trace("smc", n_particles, {"ess_threshold": ess_threshold, "resampling": resampling}) if record else None
-
-    with collect_new_objects_only():
-        particles = await start_particles(model, n_particles, rng)
-        ess_history: list[float] = []
-        n_resamples, n_steps, status = 0, 0, Status.COMPLETED
-        bar = tqdm(desc="SMC", unit="step", disable=not progress, leave=False)
-        while any(not p.finished for p in particles):
-            if (stop := stop_before_step(n_steps, max_steps, deadline)) is not None:
-                status = stop
-                break
-            completed = await step_particles(particles, deadline)
-            n_steps += 1
-            apply_checks(particles)
-            log_g = consult_reweight(particles, reweight, n_steps) if reweight is not None else None
-            log_w = np.array([p.log_weight for p in particles])
-            current_ess = ess(log_w)
-            ess_history.append(current_ess)
-            if trace is not None:
-                trace.record_step(n_steps, particles, current_ess)
-            bar.update(1)
-            bar.set_postfix(active=sum(not p.finished for p in particles), ess=f"{current_ess:.1f}")
-            if not completed:
-                status = Status.TIMEOUT
-                break
-            if not np.any(np.isfinite(log_w)):
-                status = Status.ALL_DEAD
-                break
-            if all(p.finished for p in particles):
-                break
-            if current_ess < ess_threshold * n_particles:
-                if log_g is not None:
-                    apply_potentials(particles, log_g)
-                particles, ancestors = resample(particles, rng, resampling)
-                n_resamples += 1
-                if trace is not None:
-                    trace.record_resample(list(ancestors))
-    bar.close()
-    return finish_run(particles, status, n_steps, ess_history, n_resamples, started, trace, "smc", seed)
+    strategy = ESSResampling(n_particles, ess_threshold, resampling, reweight)
+    return await run_loop(model, n_particles, strategy, algorithm="smc", seed=seed, max_steps=max_steps,
+                          time_limit=time_limit, trace=trace, progress=progress)
 
 
 def run_sync(coro):
-    """Run a coroutine from synchronous code; inside a running loop, say to use the async twin."""
+    """Run a coroutine from synchronous code; inside a running loop, name the async twin to await.
+
+    The message names the caller from the coroutine: ``solve_async(...)`` reports ``solve()``.
+    """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
     coro.close()
+    twin = coro.__name__
     raise RuntimeError(
-        "smc() was called inside a running event loop (e.g. Jupyter); use `await smc_async(...)` "
-        "(or `await smc_steer_async(...)`) instead"
+        f"{twin.removesuffix('_async')}() was called inside a running event loop (e.g. Jupyter); "
+        f"use `await {twin}(...)` instead"
     )
 
 
-def smc(model: Model, n_particles: int, **kwargs) -> Result:
+def smc(
+    model: Model,
+    n_particles: int,
+    *,
+    ess_threshold: float = 0.5,
+    resampling: str = "stratified",
+    seed: int | None = None,
+    max_steps: int = 1000,
+    time_limit: float | None = None,
+    record: bool = False,
+    progress: bool = False,
+    reweight: Reweight | None = None,
+) -> Result:
     """Run SMC on ``model`` with ``n_particles`` particles and return a `Result`.
 
-    Keyword arguments: ``ess_threshold`` (0.5; 0 = importance sampling), ``resampling``
-    ("stratified", "systematic", "residual" or "multinomial"), ``seed`` (fixes the run on a given
-    backend), ``max_steps`` (1000), ``time_limit`` (seconds, None = no limit), ``record`` (keep a
-    `Trace` in ``result.trace``), ``progress`` (show a progress bar) and ``reweight`` (a policy whose
-    potentials steer which particles resampling copies, without changing the target; see the
-    module docstring).
+    Args:
+        ess_threshold: resample when the ESS falls below ``ess_threshold * n_particles``
+            (0 = importance sampling).
+        resampling: "stratified", "systematic", "residual" or "multinomial".
+        seed: fixes the run on a given backend.
+        max_steps: the step cap; time_limit: seconds (None = no limit).
+        record: keep a `Trace` in ``result.trace``; progress: show a progress bar.
+        reweight: a policy whose potentials steer which particles resampling copies, without
+            changing the target (see the module docstring).
     """
-    return run_sync(smc_async(model, n_particles, **kwargs))
+    return run_sync(smc_async(
+        model, n_particles, ess_threshold=ess_threshold, resampling=resampling, seed=seed, max_steps=max_steps,
+        time_limit=time_limit, record=record, progress=progress, reweight=reweight,
+    ))

@@ -13,12 +13,14 @@ of every ``observe``/``score``/``condition`` factor along a run, times the distr
 - ``await observe(p, x)``: ``log_weight += log p(x)``. Equivalent to ``sample(p)`` followed by
   ``condition(sample == x)``, but with lower variance.
 - ``condition(ok)``: ``ok`` False sets ``log_weight = -inf`` and ends the particle.
-- ``score(log_w)``: ``log_weight += log_w`` (a permanent factor).
+- ``score(log_w)``: ``log_weight += log_w`` (a permanent factor; ``-inf`` kills the particle).
 - ``twist(log_w)``: ``log_weight += log_w`` now, removed before the next step and on ``finish``
-  (a temporary potential that guides resampling but does not change the target).
+  (a temporary potential that guides resampling but does not change the target). It must be
+  finite: a ``-inf`` potential could not be removed again, so use ``condition`` to rule a state out.
 - ``finish(output)``: the particle is done; ``output`` is its result.
 
-Zero probability never raises to the caller: an impossible observation, a ``False`` condition or
+An increment of ``+inf`` or NaN is a program error (it would leave no finite weight to
+normalise), raised with the program line that made it. Zero probability never raises to the caller: an impossible observation, a ``False`` condition or
 a draw from a distribution with no mass kills the particle (weight ``-inf``, finished), and the
 run goes on with the others.
 """
@@ -112,7 +114,13 @@ class Model:
         self._add(log_w)
 
     def twist(self, log_w: float) -> None:
-        """Add a temporary potential, removed before the next step and on ``finish``."""
+        """Add a finite temporary potential, removed before the next step and on ``finish``."""
+        log_w = float(log_w)
+        if not math.isfinite(log_w):
+            raise ValueError(
+                f"twist({log_w}) is not finite: a twist is removed again, so it must be a finite number; "
+                "use condition(False) to rule a state out"
+            )
         self._twist += log_w
         self._add(log_w)
 
@@ -134,8 +142,9 @@ class Model:
 
     def _add(self, log_w: float) -> None:
         log_w = float(log_w)
-        if math.isnan(log_w):
-            raise ValueError("a log-weight increment is NaN; check the distribution or score")
+        if math.isnan(log_w) or log_w == math.inf:
+            raise ValueError(f"a log-weight increment is {log_w}; a weight factor must be a number below +inf "
+                             "(check the score or the distribution's log-probability)")
         self.log_weight += log_w
         if self.log_weight == -math.inf:
             self._die()

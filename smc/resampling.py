@@ -6,7 +6,8 @@ Every scheme is ``scheme(rng, weights, n) -> ancestors``:
 - returns ``(n,)`` int indices into ``weights``, sorted ascending; index ``i`` appears
   ``n * weights[i]`` times in expectation, and an index with weight 0 never appears.
 
-Properties proven per scheme are stated in its docstring; nothing else is promised.
+Properties proven per scheme are stated in its docstring; nothing else is promised. Weights that
+are NaN, infinite, negative or all zero raise ValueError.
 """
 
 from __future__ import annotations
@@ -18,11 +19,21 @@ import numpy as np
 Resampler = Callable[[np.random.Generator, np.ndarray, int], np.ndarray]
 
 
+def check_weights(weights: np.ndarray) -> None:
+    """Raise ValueError unless ``weights`` are finite, non-negative and not all zero."""
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0) or not np.any(weights > 0):
+        raise ValueError(
+            "resampling needs finite, non-negative weights that are not all zero; got "
+            f"{np.asarray(weights)[:8]}{'...' if len(weights) > 8 else ''} (normalise finite log-weights first)"
+        )
+
+
 def inverse_cdf(u: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Indices ``i`` with ``cdf[i-1] <= u < cdf[i]`` for sorted ``u`` in [0, 1).
 
     Rounding at the top of the CDF maps to the last index with positive weight.
     """
+    check_weights(weights)
     cdf = np.cumsum(weights)
     idx = np.searchsorted(cdf, u * cdf[-1], side="right")
     last = int(np.flatnonzero(weights > 0)[-1])
@@ -49,6 +60,7 @@ def residual(rng: np.random.Generator, weights: np.ndarray, n: int) -> np.ndarra
 
     Index ``i`` appears at least ``floor(n w_i)`` times.
     """
+    check_weights(weights)
     counts = np.floor(n * weights).astype(np.int64)
     rest = n - int(counts.sum())
     if rest > 0:

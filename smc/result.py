@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .model import Model
-from .trace import Trace
+from .trace import StepRecord, Trace
 from .weights import normalise
-
-if TYPE_CHECKING:
-    from .scaling.aggregate import Vote
-    from .scaling.trust import TrustReport
 
 
 class Status(StrEnum):
@@ -47,8 +42,12 @@ class Result:
     """Particles, weights and diagnostics of one run.
 
     ``log_ml`` is the log of an unbiased estimate of the normalising constant Z of the program's
-    target (``E[exp(log_ml)] = Z``). ``weights`` are the normalised final weights; ``posterior``
-    maps each distinct finished output to its total normalised weight.
+    target (``E[exp(log_ml)] = Z``); under ``STEP_CAP`` or ``TIMEOUT`` it includes unfinished
+    particles and estimates the constant of an intermediate target instead. ``weights`` are the
+    normalised final weights; ``posterior`` maps each distinct finished output to its total
+    normalised weight. ``records`` holds what every step of the loop did (ESS, parents,
+    resampling ancestors). Answers, votes and trust scores of a result live in
+    `selfsteer.smc.scaling` (``vote(result)``, ``trust(result)``).
     """
 
     particles: list[Model]
@@ -56,8 +55,7 @@ class Result:
     log_ml: float
     status: Status
     n_steps: int
-    ess_history: list[float] = field(default_factory=list)
-    n_resamples: int = 0
+    records: list[StepRecord] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     trace: Trace | None = None
     algorithm: str = "smc"
@@ -66,6 +64,16 @@ class Result:
     @property
     def n_particles(self) -> int:
         return len(self.particles)
+
+    @property
+    def ess_history(self) -> list[float]:
+        """The ESS after every step (before any resampling)."""
+        return [r.ess for r in self.records]
+
+    @property
+    def n_resamples(self) -> int:
+        """How many steps resampled (SMC-steer selects its population at every step)."""
+        return sum(r.resampled for r in self.records)
 
     @property
     def weights(self) -> np.ndarray:
@@ -101,24 +109,6 @@ class Result:
         keys = list(self.posterior)
         probs = np.array(list(self.posterior.values()))
         return keys[int(rng.choice(len(keys), p=probs / probs.sum()))]
-
-    def answers(self, answer_fn: Callable[[Model], Any] | None = None) -> list[Any]:
-        """Per particle: its final answer if it finished alive, else None (see `scaling.aggregate`)."""
-        from .scaling.aggregate import final_answers
-
-        return final_answers(self, answer_fn)
-
-    def vote(self, method: str = "majority", *, answer_fn: Callable[[Model], Any] | None = None) -> Vote:
-        """Aggregate the answers: "majority", "confidence", "max_confidence" or "likelihood"."""
-        from .scaling.aggregate import vote_result
-
-        return vote_result(self, method, answer_fn=answer_fn)
-
-    def trust(self, embedder: Callable | None = None, **options: Any) -> TrustReport:
-        """Semantic isotropy of the responses and the failed-step fraction (see `scaling.trust`)."""
-        from .scaling.trust import trust_report
-
-        return trust_report(self, embedder, **options)
 
     @property
     def check_passed(self) -> list[bool | None]:

@@ -6,67 +6,96 @@ thinned by systematic resampling without replacement (Fearnhead and Clifford, 20
 particles are kept, not expanded, so the method behaves like a stochastic beam search.
 
 Weights keep ``mean(exp(log_w))`` an unbiased estimate of the normalising constant at every
-step, so ``result.log_ml`` is unbiased as for `smc`.
+step, so ``result.log_ml`` is unbiased as for `smc`. It runs the same loop as `smc`
+(`selfsteer.smc.inference.run_loop`) with the `Steer` strategy; every step resamples.
 """
 
 from __future__ import annotations
 
 import math
-import time
+from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from .heap import collect_new_objects_only
-from .inference import (
-    apply_checks,
-    finish_run,
-    reseed,
-    run_sync,
-    start_particles,
-    step_particles,
-    stop_before_step,
-    validate_program,
-    validate_settings,
-)
+from .inference import reseed, run_loop, run_sync, validate_model, validate_settings
 from .model import Model
 from .resampling import systematic
-from .result import Result, Status
+from .result import Result
 from .trace import Trace
-from .weights import ess, logsumexp, normalise
+from .weights import logsumexp, normalise
 
 
-def keep_threshold(weights: np.ndarray, n: int) -> float:
-    """The ``c`` with ``sum(min(1, c * w)) = n`` for normalised ``weights`` with more than n positive."""
+def n_kept_whole(weights: np.ndarray, n: int) -> int:
+    """How many of the largest normalised ``weights`` (more than ``n`` of them positive) are kept
+    whole: the smallest ``k`` with ``c_k * w_(k) < 1`` for ``c_k = (n - k) / sum(w_(k:))``, the
+    ``c`` with ``sum(min(1, c * w)) = n`` (``w_(k)`` sorted descending).
+
+    At ``k = n - 1`` the condition holds whenever a smaller positive weight follows, so the search
+    stops there even where rounding (one weight within float precision of 1) says otherwise.
+    """
     w = np.sort(weights)[::-1]
-    tail = np.cumsum(w[::-1])[::-1]  # tail[k] = sum of w[k:]
-    for k in range(n):
-        c = (n - k) / tail[k]
-        if c * w[k] < 1.0:
-            return c
-    raise ValueError("fewer than n positive weights")  # unreachable when the precondition holds
+    tail = np.cumsum(w[::-1])[::-1]  # tail[k] = sum of w[k:], summed from the smallest
+    for k in range(n - 1):
+        if (n - k) / tail[k] * w[k] < 1.0:
+            return k
+    return n - 1
 
 
 def optimal_resample(rng: np.random.Generator, log_w: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Choose at most ``n`` distinct indices; returns (indices, new log-weights).
 
     The new weights satisfy ``E[sum(exp(new)) / len(new)] = sum(exp(log_w)) / len(log_w)``.
+    Indices whose weight underflows to 0 beside the largest (more than ~745 nats below it) are
+    dropped, a relative change of the total below float precision.
     """
     m = len(log_w)
-    positive = np.flatnonzero(np.isfinite(log_w))
-    if len(positive) <= n:
-        return positive, log_w[positive] + math.log(len(positive) / m)
     w = normalise(log_w)
-    c = keep_threshold(w, n)
-    keep = np.flatnonzero(c * w >= 1.0)
-    rest = np.flatnonzero((c * w < 1.0) & (w > 0))
-    k = n - len(keep)
+    positive = np.flatnonzero(w > 0)
+    if len(positive) <= n:
+        return positive, log_w[positive] + (math.log(len(positive) / m) if len(positive) else 0.0)
+    order = positive[np.argsort(-w[positive], kind="stable")]
+    whole = n_kept_whole(w, n)
+    keep, rest = np.sort(order[:whole]), np.sort(order[whole:])
+    k = n - whole
     picked = rest[systematic(rng, w[rest] / w[rest].sum(), k)]
     scale = math.log(n / m)
     log_rest = logsumexp(log_w[rest]) - math.log(k)
     indices = np.concatenate([keep, picked])
     new = np.concatenate([log_w[keep] + scale, np.full(k, log_rest + scale)])
     return indices, new
+
+
+@dataclass
+class Steer:
+    """`smc_steer`'s strategy: expand each unfinished particle into ``n_beam`` copies, keep
+    ``n`` of the stepped pool with `optimal_resample`."""
+
+    n: int
+    n_beam: int
+
+    def expand(self, particles, rng):
+        pool: list[Model] = []
+        index: list[int] = []
+        for j, p in enumerate(particles):
+            copies = 1 if p.finished else self.n_beam
+            pool.extend([p] + [p.clone() for _ in range(copies - 1)])
+            index.extend([j] * copies)
+        for p in pool:
+            if not p.finished:
+                p.log_weight -= math.log(self.n_beam)
+            p.log_weight += math.log(len(pool) / len(particles))
+        reseed(pool, rng)
+        return pool, index
+
+    def observe(self, stepped, step):
+        pass
+
+    def select(self, stepped, log_w, ess, rng):
+        indices, new_log_w = optimal_resample(rng, log_w, self.n)
+        kept = [stepped[i] for i in indices]
+        for p, lw in zip(kept, new_log_w, strict=True):
+            p.log_weight = float(lw)
+        return kept, indices
 
 
 async def smc_steer_async(
@@ -81,62 +110,29 @@ async def smc_steer_async(
     progress: bool = False,
 ) -> Result:
     """SMC-steer from inside an event loop. See `smc_steer`."""
-    validate_program(model)
+    validate_model(model)
     validate_settings(n_particles, 0.0, max_steps, time_limit)
     if not isinstance(n_beam, (int, np.integer)) or n_beam < 1:
         raise ValueError(f"n_beam must be an integer >= 1, got {n_beam!r}")
-    started = time.monotonic()
-    deadline = started + time_limit if time_limit is not None else None
-    rng = np.random.default_rng(seed)
     trace = Trace("smc_steer", n_particles, {"n_beam": n_beam}) if record else None
-    with collect_new_objects_only():
-        particles = await start_particles(model, n_particles, rng)
-        ess_history: list[float] = []
-        n_steps, status = 0, Status.COMPLETED
-        bar = tqdm(desc="SMC-steer", unit="step", disable=not progress, leave=False)
-        while any(not p.finished for p in particles):
-            if (stop := stop_before_step(n_steps, max_steps, deadline)) is not None:
-                status = stop
-                break
-            m = len(particles)
-            pool: list[Model] = []
-            for p in particles:
-                if p.finished:
-                    pool.append(p)
-                else:
-                    pool.extend([p] + [p.clone() for _ in range(n_beam - 1)])
-            for p in pool:
-                if not p.finished:
-                    p.log_weight -= math.log(n_beam)
-                p.log_weight += math.log(len(pool) / m)
-            reseed(pool, rng)
-            completed = await step_particles(pool, deadline)
-            n_steps += 1
-            apply_checks(pool)
-            log_w = np.array([p.log_weight for p in pool])
-            ess_history.append(ess(log_w))
-            if trace is not None:
-                trace.record_step(n_steps, pool, ess_history[-1])
-            bar.update(1)
-            if not completed:
-                particles, status = pool, Status.TIMEOUT
-                break
-            if not np.any(np.isfinite(log_w)):
-                particles, status = pool, Status.ALL_DEAD
-                break
-            indices, new_log_w = optimal_resample(rng, np.array([p.log_weight for p in pool]), n_particles)
-            particles = [pool[i] for i in indices]
-            for p, lw in zip(particles, new_log_w, strict=True):
-                p.log_weight = float(lw)
-            if trace is not None:
-                trace.record_resample(list(indices))
-    bar.close()
-    return finish_run(particles, status, n_steps, ess_history, 0, started, trace, "smc_steer", seed)
+    return await run_loop(model, n_particles, Steer(n_particles, n_beam), algorithm="smc_steer", seed=seed,
+                          max_steps=max_steps, time_limit=time_limit, trace=trace, progress=progress)
 
 
-def smc_steer(model: Model, n_particles: int, n_beam: int = 3, **kwargs) -> Result:
+def smc_steer(
+    model: Model,
+    n_particles: int,
+    n_beam: int = 3,
+    *,
+    seed: int | None = None,
+    max_steps: int = 1000,
+    time_limit: float | None = None,
+    record: bool = False,
+    progress: bool = False,
+) -> Result:
     """Beam-like SMC: expand each particle ``n_beam`` ways, keep ``n_particles`` without replacement.
 
-    Keyword arguments as for `smc`: ``seed``, ``max_steps``, ``time_limit``, ``record``, ``progress``.
+    ``seed``, ``max_steps``, ``time_limit``, ``record`` and ``progress`` as for `smc`.
     """
-    return run_sync(smc_steer_async(model, n_particles, n_beam, **kwargs))
+    return run_sync(smc_steer_async(model, n_particles, n_beam, seed=seed, max_steps=max_steps,
+                                    time_limit=time_limit, record=record, progress=progress))

@@ -5,14 +5,18 @@ The target is the **prior** LM (prompted with ``prior``, a task-agnostic instruc
 "Write a sentence.") restricted by the program's masks, ``condition``s and ``check``. Tokens are
 drawn from the **proposal** context (prompted with the full task, plus any ``hint``s), and every
 helper corrects the weight back to the prior, so the population targets the same distribution
-whatever the proposal says:
+whatever the proposal says, provided the proposal can draw every token the restricted prior can
+(its support covers the target's; a proposal that never writes a token the target needs cannot
+correct for it). Every restriction a helper places on the next token binds the prior and the
+proposal alike, and applies to that one token, weighted once:
 
 - ``await self.next_token(mask=None) -> Token``: one token (restricted to ``mask``);
   ``log_w += log p_prior(t) - log q(t | mask)``.
 - ``await self.next_word(max_chars=None) -> str``: one whitespace-delimited word (trailing
   punctuation included, surrounding whitespace stripped), token by token.
-- ``await self.extend(stop=..., max_tokens=..., max_chars=..., allow_eos=True) -> Chunk``: a
-  chunk up to a stop string, EOS or a budget, generated for all particles in one batched loop.
+- ``await self.extend(stop=..., max_tokens=..., max_chars=..., allow_eos=True, mask=None) -> Chunk``:
+  a chunk up to a stop string, EOS or a budget, generated for all particles in one batched loop
+  (``mask``: every token of the chunk lies in it).
 - ``await self.constrain_step(spec) -> ConstrainedSpan``: one token inside a `Regex`, `Grammar`
   or `JsonSchema` (call once per step until ``span.done``); target prior * 1[text matches].
 - ``await self.extend_with(text) -> float``: force ``text``; ``log_w += log p_prior(text)``.
@@ -29,11 +33,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .constraints.span import ConstrainedSpan
+from .constraints.specs import ConstraintSpec
 from .distributions import Distribution
 from .lm.base import LanguageModel, Prompt
-from .lm.constraints import ConstraintSpec
 from .lm.context import Chunk, LMContext, Token
-from .lm.span import ConstrainedSpan
 from .lm.vocab import TokenMask
 from .model import Model
 
@@ -104,10 +108,11 @@ class TextModel(Model):
         return value
 
     async def _restrict(self, mask: TokenMask) -> None:
+        """Restrict the next token to ``mask`` in the target (``log_w += log p_prior(mask)``, the
+        prior renormalised) and in the proposal, so that the next helper draws inside it."""
+        await self.observe(self.prior.mask_dist(mask), True)
         if self.separate_proposal:
-            self.proposal.restrict(mask)  # the prior scores the token unrestricted: target p * 1[mask]
-        else:
-            await self.observe(self.prior.mask_dist(mask), True)
+            self.proposal.restrict(mask)
 
     async def next_token(self, mask: TokenMask | None = None) -> Token:
         """Sample one token, optionally restricted to ``mask`` (the target becomes prior * 1[mask])."""
@@ -143,12 +148,16 @@ class TextModel(Model):
         max_tokens: int = 32,
         max_chars: int | None = None,
         allow_eos: bool = True,
+        mask: TokenMask | None = None,
     ) -> Chunk:
         """Generate up to a stop string (kept in the chunk), EOS, or a budget; all particles batch together.
 
-        With ``allow_eos=False`` the target is the prior restricted to chunks without EOS.
+        With ``allow_eos=False`` the target is the prior restricted to chunks without EOS; with
+        ``mask`` it is restricted to chunks every token of which lies in ``mask`` (add
+        ``lm.masks.eos`` to let the chunk end the text). A restriction left pending by the previous
+        helper (e.g. ``next_word``'s word end) applies to the chunk's first token only.
         """
-        kw = dict(stop=stop, max_tokens=max_tokens, max_chars=max_chars, allow_eos=allow_eos)
+        kw = dict(stop=stop, max_tokens=max_tokens, max_chars=max_chars, allow_eos=allow_eos, mask=mask)
         return await self._draw(self.prior.chunk(**kw), self.proposal.chunk(**kw))
 
     async def constrain_step(self, spec: ConstraintSpec) -> ConstrainedSpan:
@@ -190,8 +199,10 @@ class TextModel(Model):
         """Add ``text`` as guidance to the proposal only (the target is unchanged).
 
         The proposal is rebuilt from its prompt (the prior's if there was none) with every hint so
-        far appended through ``HINT_TEMPLATE``, followed by the text generated so far.
+        far appended through ``HINT_TEMPLATE``, followed by the text generated so far; a pending
+        restriction of the next token carries over to it.
         """
+        pending = self.proposal.restriction
         self.hints.append(text)
         base = self._proposal_prompt if self._proposal_prompt is not None else self._prior_prompt
         note = "".join(self.HINT_TEMPLATE.format(hint=h) for h in self.hints)
@@ -204,4 +215,6 @@ class TextModel(Model):
         proposal = LMContext(self.lm, prompt, temperature=self.prior.temperature)
         for t in self.prior.generated_ids:
             proposal.append_token(t)
+        if pending is not None:
+            proposal.restrict(pending)
         self.proposal = proposal

@@ -1,6 +1,8 @@
 """Run traces: what the particles did at every step, for the HTML viewer and for debugging.
 
-The engine calls a `Trace` (an observer) and does no I/O itself; ``trace.save(path)`` writes JSON.
+Every step of the SMC loop yields a `StepRecord` (ESS, parents, the resampling's ancestors); the
+run's `Result` keeps the records, and a `Trace` (an observer the engine calls; it does no I/O
+itself) stores each record with the particles' state. ``trace.save(path)`` writes JSON.
 
 Schema (version 1)::
 
@@ -10,7 +12,9 @@ Schema (version 1)::
                                "alive": bool}],  # after the step, before resampling
                 "ess": float,
                 "resampled": bool,
-                "ancestors": [int] | null}],      # parent index of each particle after resampling
+                "ancestors": [int] | null,        # parent index of each particle after resampling
+                "parents": [int] | null}],        # each particle's index in the previous step's
+                                                  # list (null at step 1; absent in older traces)
      "final": {"status": str, "log_ml": float|null, "posterior": [[output, prob], ...]}}
 
 ``null`` stands for a ``-inf`` log-weight.
@@ -20,8 +24,29 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What one step of the SMC loop did.
+
+    ``step``: 1-based step number. ``ess``: effective sample size of the stepped population's
+    weights. ``parents``: each stepped particle's index in the previous step's population (None
+    at step 1). ``ancestors``: the indices, into the stepped population, of the particles carried
+    to the next step (None when every particle was carried as it is, i.e. no resampling).
+    """
+
+    step: int
+    ess: float
+    parents: tuple[int, ...] | None = None
+    ancestors: tuple[int, ...] | None = None
+
+    @property
+    def resampled(self) -> bool:
+        return self.ancestors is not None
 
 
 def _finite(x: float) -> float | None:
@@ -41,10 +66,11 @@ class Trace:
             "final": None,
         }
 
-    def record_step(self, step: int, particles: list, ess: float) -> None:
+    def record_step(self, record: StepRecord, particles: list) -> None:
+        """Store ``record`` with the state of the ``particles`` it stepped (before resampling)."""
         self.data["steps"].append(
             {
-                "step": step,
+                "step": record.step,
                 "particles": [
                     {
                         "text": p.describe(),
@@ -54,16 +80,12 @@ class Trace:
                     }
                     for p in particles
                 ],
-                "ess": float(ess),
-                "resampled": False,
-                "ancestors": None,
+                "ess": float(record.ess),
+                "resampled": record.resampled,
+                "ancestors": None if record.ancestors is None else [int(a) for a in record.ancestors],
+                "parents": None if record.parents is None else [int(a) for a in record.parents],
             }
         )
-
-    def record_resample(self, ancestors: list[int]) -> None:
-        if self.data["steps"]:
-            self.data["steps"][-1]["resampled"] = True
-            self.data["steps"][-1]["ancestors"] = [int(a) for a in ancestors]
 
     def record_final(self, status: str, log_ml: float, posterior: dict[Any, float]) -> None:
         self.data["final"] = {

@@ -8,8 +8,8 @@ panel (one column per step, a line from each particle to its parent), an ESS cha
 final status, log-ML and posterior.
 
 The page is drawn from a view model that this module computes (`view_model`): normalised
-weights, states, each particle's parent in the previous step (`parent_indices`) and how much of
-its text it inherited. Particle text is LM output: the page inserts it only as DOM text, and the
+weights, states, each particle's parent in the previous step (recorded by the engine, see
+`parent_indices`) and how much of its text it inherited. Particle text is LM output: the page inserts it only as DOM text, and the
 embedded JSON escapes ``<``, ``>`` and ``&`` so no text can close the script element.
 """
 
@@ -69,21 +69,31 @@ def check_steps(steps: Any) -> None:
             isinstance(ancestors, list) and all(isinstance(a, int) and 0 <= a < n for a in ancestors)
         ):
             raise ValueError(f"step {s + 1} resampled but its ancestors are not indices below {n}")
+        parents = step.get("parents")
+        if parents is not None and s > 0:
+            m = len(steps[s - 1]["particles"])
+            if not (isinstance(parents, list) and len(parents) == n
+                    and all(isinstance(a, int) and 0 <= a < m for a in parents)):
+                raise ValueError(f"step {s + 1}: parents must be {n} indices below {m}")
 
 
 def parent_indices(steps: Sequence[dict[str, Any]], n_beam: int = 1) -> list[list[int | None]]:
     """For every step, each particle's index in the previous step's list (None where unknown).
 
-    After step s the survivors are ``ancestors`` (or every particle if s did not resample).
-    SMC carries them over one to one; SMC-steer expands each unfinished survivor into
-    ``n_beam`` consecutive copies and keeps a finished one as is. If that rule does not give
-    the next step's particle count, the parents of that step are unknown (None).
+    The engine records them (a step's ``parents``). A trace saved before that field existed gets
+    them from the rule the loop followed: after step s the survivors are ``ancestors`` (or every
+    particle if s did not resample); SMC carries them over one to one; SMC-steer expands each
+    unfinished survivor into ``n_beam`` consecutive copies and keeps a finished one as is. If that
+    rule does not give the next step's particle count, the parents of that step are unknown (None).
     """
     parents: list[list[int | None]] = []
     for s, step in enumerate(steps):
         n = len(step["particles"])
         if s == 0:
             parents.append([None] * n)
+            continue
+        if step.get("parents") is not None:
+            parents.append(list(step["parents"]))
             continue
         prev = steps[s - 1]
         survivors = prev["ancestors"] if prev.get("resampled") else range(len(prev["particles"]))

@@ -16,7 +16,7 @@ from selfsteer.programs.answer_with_confidence import (
     continuation_mask,
 )
 from selfsteer.smc import smc
-from selfsteer.smc.scaling import canonical_answer, parse_tagged
+from selfsteer.smc.scaling import canonical_answer, parse_tagged, vote
 
 SHORT = dict(max_reasoning_tokens=8, reasoning_line_tokens=8)
 
@@ -56,7 +56,7 @@ def test_particles_answer_a_number_and_state_a_confidence(lm):
         assert float(p.output) == float(p.answer_text)
         assert 0.0 <= p.confidence <= 1.0 and parsed.confidence == p.confidence
         assert p._check_passed is True
-    assert result.vote("confidence").answer in {p.answer for p in alive}
+    assert vote(result, "confidence").answer in {p.answer for p in alive}
 
 
 def test_confidence_power_multiplies_weights_by_confidence(lm):

@@ -1,16 +1,13 @@
-"""`benchmarks.stats` (paired-bootstrap ratio intervals) and the seed study at its tiniest size."""
+"""`benchmarks.stats`: paired-bootstrap ratio intervals, as the foundation targets use them."""
 
 from __future__ import annotations
-
-import json
-import math
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks import seed_study, targets
+from benchmarks import targets
 from benchmarks.stats import paired, paired_bootstrap, ratio
 
 times = st.lists(st.floats(0.1, 100.0, allow_nan=False), min_size=2, max_size=30)
@@ -55,39 +52,6 @@ def test_bad_input_names_the_fix():
         paired_bootstrap([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="level"):
         paired_bootstrap([1.0, 2.0], [1.0, 2.0], level=1.5)
-    with pytest.raises(SystemExit):
-        seed_study.parse_args(["--systems", "selfsteer"])
-
-
-@pytest.mark.slow
-def test_tiny_seed_study_pairs_seeds_and_writes_files(shared, tmp_path):
-    args = seed_study.parse_args(["--task", "no_e", "--seeds", "3", "--first-seed", "5", "--particles", "2",
-                                  "--tokens", "3", "--systems", "selfsteer,generate", "--out", str(tmp_path)])
-    study = seed_study.run_study(args, shared)
-    assert study["seeds"] == [5, 6, 7]
-    runs = study["runs"]
-    assert sorted((r["system"], r["repeat"]) for r in runs) == [(s, i) for s in ("generate", "selfsteer") for i in range(3)]
-    walls = {s: [r["wall_s"] for r in sorted(runs, key=lambda r: r["repeat"]) if r["system"] == s]
-             for s in ("selfsteer", "generate")}
-    c = study["comparisons"]["generate"]
-    assert c["paired_seeds"] == 3
-    assert c["cpu_mean_ratio"] > 0 and study["summary"]["generate"]["cpu_mean_s"] > 0
-    assert math.isclose(c["wall_mean_ratio"], np.mean(walls["generate"]) / np.mean(walls["selfsteer"]))
-    lo, hi = c["wall_mean_ci90"]
-    assert lo <= hi
-    s = study["summary"]["selfsteer"]
-    forwards = [r["n_forward"] for r in runs if r["system"] == "selfsteer"]
-    assert s["forwards_mean"] == pytest.approx(np.mean(forwards)) and min(forwards) >= 1
-    assert math.isclose(s["s_per_forward"], sum(walls["selfsteer"]) / sum(forwards))
-    paths = seed_study.write(study, tmp_path)
-    assert [p.name for p in paths] == ["seed_study_no_e.json", "seed_study_no_e.png"]
-    assert json.loads(paths[0].read_text())["task"]["n_particles"] == 2
-    assert paths[1].read_bytes()[:4] == b"\x89PNG"
-    assert "| generate |" in seed_study.render(study)
-    assert study["dtype"] == "float32" and "float32" in seed_study.render(study)
-    bf16 = {**study, "dtype": "bfloat16"}  # a --dtype bfloat16 study keeps its own files
-    assert [p.name for p in seed_study.write(bf16, tmp_path)] == ["seed_study_no_e_bfloat16.json", "seed_study_no_e_bfloat16.png"]
-    assert seed_study.parse_args(["--dtype", "bfloat16"]).dtype == "bfloat16"
 
 
 def test_foundation_target_notes_the_paired_interval():

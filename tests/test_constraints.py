@@ -144,7 +144,7 @@ def test_posterior_approaches_the_exact_conditional(exact_lm, method):
 def test_per_state_routes_mix_and_stay_unbiased(exact_lm, monkeypatch):
     """With a walk limit of one token, states allowing two first bytes use AWRS, the others
     exact masks; one span mixes both and the estimate stays unbiased."""
-    from selfsteer.smc.lm import token_constraint
+    from selfsteer.smc.constraints import token_constraint
 
     monkeypatch.setattr(token_constraint, "MASK_WALK_LIMIT", 1)
     pattern = r"a?b( c)+"

@@ -26,7 +26,7 @@ import torch
 from tiny_lm import fixed_tokens, save_tiny_model, tiny_lm, uncached_logprobs
 
 from selfsteer.smc import LMContext, TextModel, load_lm, smc
-from selfsteer.smc.lm.sampling import draw_tokens
+from selfsteer.smc.lm.transformers.sampling import draw_tokens
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 

@@ -1,4 +1,4 @@
-"""During a run the cycle collector skips the objects that existed before it (`smc.heap`), and
+"""During a run the cycle collector skips the objects that existed before it (`smc.lm.transformers.heap`), and
 afterwards everything is back as it was; cycles made during the run are still collected."""
 
 import gc
@@ -7,7 +7,7 @@ import weakref
 import pytest
 
 from selfsteer.smc import Model, smc, smc_steer
-from selfsteer.smc.heap import collect_new_objects_only
+from selfsteer.smc.lm.transformers.heap import collect_new_objects_only
 
 
 class Node:

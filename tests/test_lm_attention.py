@@ -9,8 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selfsteer.smc.lm.attention import prefix_attention
-from selfsteer.smc.lm.kv import Segment, new_block
+from selfsteer.smc.lm.transformers.attention import prefix_attention
+from selfsteer.smc.lm.transformers.kv import Segment, new_block
 
 
 def reference(query, key, value, mask, prefix_k, prefix_v, scale):
@@ -103,7 +103,7 @@ def test_which_forwards_split_the_prompt_off(monkeypatch):
     lm.copy_prefix_bytes = 64 * 40 * 256
     assert [lm._split_prefix(64, n) for n in (1, 40, 41)] == [False, False, True]
     assert not lm._split_prefix(1, 10_000)  # one row: nothing to share
-    lm.shared_prefix_attention = False
+    lm._shared_prefix_attention = False
     assert not lm._split_prefix(64, 10_000)
 
 
@@ -111,7 +111,7 @@ def test_which_forwards_split_the_prompt_off(monkeypatch):
 def test_a_bad_copy_prefix_bytes_is_refused_with_the_fix(bad):
     from tiny_lm import bundled_tokenizer, tiny_model
 
-    from selfsteer.smc.lm.hf import TransformersLM
+    from selfsteer.smc.lm.transformers.backend import TransformersLM
 
     with pytest.raises(ValueError, match="copy_prefix_bytes must be an int >= 0"):
         TransformersLM(tiny_model(), bundled_tokenizer(), copy_prefix_bytes=bad)

@@ -1,4 +1,4 @@
-"""KV blocks are freed by reference counting as soon as no handle needs them (`smc.lm.kv`).
+"""KV blocks are freed by reference counting as soon as no handle needs them (`smc.lm.transformers.kv`).
 
 Resampling gathers the surviving rows into a new block; the old block must then go at once, not
 whenever Python's cycle collector runs (on a GPU, a dead block is device memory). The run below
@@ -11,7 +11,7 @@ import gc
 from tiny_lm import fixed_tokens, tiny_lm
 
 from selfsteer.smc import inference, smc
-from selfsteer.smc.lm.kv import Block
+from selfsteer.smc.lm.transformers.kv import Block
 
 LM = tiny_lm(seed=5)
 

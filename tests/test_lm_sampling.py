@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selfsteer.smc.lm.sampling import BLOCK, draw_tokens
+from selfsteer.smc.lm.transformers.sampling import BLOCK, draw_tokens
 
 
 def log_mask(bad) -> torch.Tensor:

@@ -160,6 +160,16 @@ def test_smc_inside_a_running_loop_points_to_smc_async():
     assert asyncio.run(inside()).status == Status.COMPLETED
 
 
+@pytest.mark.parametrize(("call", "name"), [(lambda: smc(Coin(), 2), "smc"),
+                                            (lambda: smc_steer(Coin(), 2), "smc_steer")])
+def test_the_running_loop_error_names_the_caller_and_its_async_twin(call, name):
+    async def inside():
+        with pytest.raises(RuntimeError, match=rf"^{name}\(\) was called .* `await {name}_async\(\.\.\.\)`"):
+            call()
+
+    asyncio.run(inside())
+
+
 def test_result_json_and_draws():
     r = smc(Coin(), 8, seed=2, record=True)
     data = json.loads(r.to_json())

@@ -18,7 +18,7 @@ def test_wheel_builds_and_imports(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for sub in ("smc", "programs", "planners", "training", "cli"):
         assert f"selfsteer/{sub}/__init__.py" in names
-    assert "selfsteer/smc/lm/hf.py" in names
+    assert "selfsteer/smc/lm/transformers/backend.py" in names
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)

@@ -1,4 +1,4 @@
-"""The CPU backend's oneDNN packed linears (`smc.lm.packed`): same numbers, scoped, never stale.
+"""The CPU backend's oneDNN packed linears (`smc.lm.transformers.packed`): same numbers, scoped, never stale.
 
 The backend packs by default on the CPU in float32, so every other transformers test also runs
 the packed path against references computed outside it (`tiny_lm.uncached_logprobs`). Here:
@@ -15,8 +15,8 @@ import torch
 from tiny_lm import bundled_tokenizer, tiny_model, uncached_logprobs
 
 from selfsteer.smc import LMContext
-from selfsteer.smc.lm import packed
-from selfsteer.smc.lm.hf import TransformersLM
+from selfsteer.smc.lm.transformers import packed
+from selfsteer.smc.lm.transformers.backend import TransformersLM
 
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this PyTorch has no oneDNN")
 

@@ -7,6 +7,7 @@ script; programs run in the real sandbox on the tiny exact LM (tokens "a", "b", 
 
 from __future__ import annotations
 
+import asyncio
 import math
 import subprocess
 import sys
@@ -160,6 +161,14 @@ def test_bad_arguments_are_clear():
         solve("x", planner=NothingFits(), explore=-1)
     with pytest.raises(ValueError, match="unknown planner 'gpt-7'"):
         solve("x", planner="gpt-7")
+
+
+def test_solve_inside_a_running_loop_names_solve_async():
+    async def inside():
+        with pytest.raises(RuntimeError, match=r"^solve\(\) was called .* `await solve_async\(\.\.\.\)`"):
+            solve("x", planner=NothingFits())
+
+    asyncio.run(inside())
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""RLCR's tag format and confidence as a weight."""
+"""RLCR's tag format (`scaling.answers`) and confidence as a weight (`scaling.confidence`)."""
 
 import math
 

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from selfsteer.smc import Bernoulli, Categorical, Model, smc
-from selfsteer.smc.scaling import Exploration, distinct_answers
+from selfsteer.smc.scaling import Exploration, distinct_answers, final_answers
 from selfsteer.smc.scaling.explore import batch_penalty, ucb_bonus
 
 P = np.array([0.6, 0.2, 0.1, 0.05, 0.05])
@@ -90,8 +90,8 @@ def test_exploration_keeps_the_posterior_and_every_answer_in_support():
 
 def test_exploration_keeps_more_distinct_answers():
     def mean_distinct(weight):
-        return np.mean([distinct_answers(smc(Ponder(), 8, ess_threshold=1.0, seed=s,
-                                             reweight=Exploration(weight)).answers()) for s in range(200)])
+        return np.mean([distinct_answers(final_answers(smc(Ponder(), 8, ess_threshold=1.0, seed=s,
+                                                           reweight=Exploration(weight)))) for s in range(200)])
 
     plain, explored = mean_distinct(0.0), mean_distinct(1.0)
     assert explored > plain + 0.2, (plain, explored)

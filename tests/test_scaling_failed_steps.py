@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from selfsteer.smc import Bernoulli, Model, smc, smc_steer
-from selfsteer.smc.scaling import failed_step_fraction
+from selfsteer.smc.scaling import failed_step_fraction, trust
 
 
 def particle(finished=False, alive=True):
@@ -80,10 +80,10 @@ def test_real_runs_give_a_fraction_in_the_unit_interval():
         assert 0.0 <= fsf <= 1.0
         if r.n_resamples == 0:
             assert (fsf > 0) == any(not p.alive for p in r.particles)
-        assert r.trust(embed).failed_step_fraction == fsf
+        assert trust(r, embed).failed_step_fraction == fsf
         fractions.append(fsf)
     assert max(fractions) > 0
-    assert smc(Coin(), 4, seed=0).trust(embed).failed_step_fraction is None  # not recorded
+    assert trust(smc(Coin(), 4, seed=0), embed).failed_step_fraction is None  # not recorded
 
 
 def test_steer_traces_are_refused():

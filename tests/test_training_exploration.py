@@ -16,8 +16,8 @@ from selfsteer.training.objectives.exploration import (
     ucb_bonus,
     update_counts,
 )
+from selfsteer.training.questions import Question
 from selfsteer.training.rollout import Sample
-from selfsteer.training.tasks import Question
 
 answers_st = st.lists(st.sampled_from(["1", "2", "3", None]), min_size=2, max_size=10)
 

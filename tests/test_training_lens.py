@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from selfsteer.training.advantages import group_z
 from selfsteer.training.objectives.lens import estimate_d, lens_advantages, lens_rewards, w
+from selfsteer.training.questions import Question
 from selfsteer.training.rollout import Sample
-from selfsteer.training.tasks import Question
 
 p_bar_st = st.floats(1e-4, 1.0, allow_nan=False)
 

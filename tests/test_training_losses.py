@@ -13,7 +13,7 @@ from selfsteer.training.losses import (
     kl_k3,
     reinforce,
 )
-from selfsteer.training.objective import split
+from selfsteer.training.objectives.contract import split
 
 
 def batch(seed=0, n=6, t=5):

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from tiny_lm import tiny_lm
 
-from selfsteer.smc.lm.hf import TransformersLM
+from selfsteer.smc.lm.transformers.backend import TransformersLM
 from selfsteer.training.objectives.pilaf import InterpolatedLM, dpo_loss, interpolate, pair_kinds
+from selfsteer.training.questions import Question
 from selfsteer.training.rollout import qa_prompt, sample_groups
-from selfsteer.training.tasks import Question
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

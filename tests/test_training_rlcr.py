@@ -7,11 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from selfsteer.smc.scaling import parse_tagged, vote_answers
 from selfsteer.training import auroc, brier, ece
 from selfsteer.training.objectives import rlcr
+from selfsteer.training.questions import Question, Task
 from selfsteer.training.rewards import score
 from selfsteer.training.rollout import Sample
-from selfsteer.training.tasks import Question, Task
 
 
 def make_sample(text: str, *, correct: bool, answer: str | None = "7") -> Sample:
@@ -66,19 +67,25 @@ def test_format_gate_rejects_bad_confidences_and_answers(text):
 
 
 def test_last_tag_wins():
-    parsed = rlcr.parse("<answer>3</answer><confidence>0.2</confidence> then <answer>7</answer><confidence>0.9</confidence>")
-    assert parsed.answer_text == "7" and parsed.confidence == 0.9
+    parsed = parse_tagged("<answer>3</answer><confidence>0.2</confidence> then <answer>7</answer><confidence>0.9</confidence>")
+    assert parsed.answer == "7" and parsed.confidence == 0.9
     task = Task("t", (), (), numeric=True)
     assert task.extract("<answer>3</answer> ... <answer>It is 07.</answer>") == "7"
 
 
 def test_aggregators():
+    def confidence_weighted_vote(answers, qs):
+        return vote_answers(answers, "confidence", confidences=qs).answer
+
+    def max_confidence(answers, qs):
+        return vote_answers(answers, "max_confidence", confidences=qs).answer
+
     answers = ["a", "b", "b", "a", None]
-    assert rlcr.confidence_weighted_vote(answers, [0.5] * 5) == "a"  # equal q: majority vote (first on ties)
-    assert rlcr.confidence_weighted_vote(["a", "b", "b"], [0.9, 0.4, 0.4]) == "a"
-    assert rlcr.confidence_weighted_vote(["a", "b", "b"], [0.5, 0.5, 0.5]) == "b"
-    assert rlcr.max_confidence(answers, [0.1, 0.7, 0.3, 0.9, 1.0]) == "a"
-    assert rlcr.max_confidence([None], [0.3]) is None
+    assert confidence_weighted_vote(answers, [0.5] * 5) == "a"  # equal q: majority vote (first on ties)
+    assert confidence_weighted_vote(["a", "b", "b"], [0.9, 0.4, 0.4]) == "a"
+    assert confidence_weighted_vote(["a", "b", "b"], [0.5, 0.5, 0.5]) == "b"
+    assert max_confidence(answers, [0.1, 0.7, 0.3, 0.9, 1.0]) == "a"
+    assert max_confidence([None], [0.3]) is None
 
 
 def test_ece_of_calibrated_data_vanishes_and_metrics_match_hand_values():
@@ -93,3 +100,36 @@ def test_ece_of_calibrated_data_vanishes_and_metrics_match_hand_values():
     assert np.isnan(auroc([0.5, 0.6], [True, True]))
     with pytest.raises(ValueError, match=r"lie in \[0, 1\]"):
         ece([1.5], [True])
+
+
+def test_a_percentage_confidence_passes_the_format_gate_as_inference_reads_it():
+    text = "<answer>7</answer><confidence>80%</confidence>"
+    assert parse_tagged(text).confidence == pytest.approx(0.8)
+    assert rlcr.format_reward(make_sample(text, correct=True)) == 1.0
+    assert reward(text, True) == pytest.approx(reward("<answer>7</answer><confidence>0.8</confidence>", True))
+    assert reward(text, True) == pytest.approx(0.5 + 0.5 + 0.5 * (1 - 0.2**2))
+
+
+CONFIDENCE_TEXT = st.one_of(
+    st.floats(-0.5, 1.5).map(str), st.floats(-10, 110).map(lambda x: f"{x}%"),
+    st.text(alphabet="0123456789.%-e ", max_size=6),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(CONFIDENCE_TEXT)
+def test_the_format_gate_accepts_exactly_the_confidences_inference_reads(q):
+    text = f"<answer>7</answer><confidence>{q}</confidence>"
+    assert rlcr.format_reward(make_sample(text, correct=True)) == float(parse_tagged(text).confidence is not None)
+
+
+def test_distinct_answers_leave_out_missing_answers_in_training_metrics():
+    from selfsteer.smc.scaling import distinct_answers
+    from selfsteer.training.evaluate import sample_metrics
+    from selfsteer.training.rl import group_metrics
+
+    groups = [[make_sample("a", correct=True, answer="7"), make_sample("b", correct=False, answer=None)],
+              [make_sample("c", correct=False, answer=None), make_sample("d", correct=False, answer=None)]]
+    assert [distinct_answers([s.answer for s in g]) for g in groups] == [1, 0]
+    assert sample_metrics(groups)["distinct_answers"] == pytest.approx(0.5)
+    assert group_metrics(groups, np.zeros((2, 2)), np.zeros((2, 2)))["distinct_answers"] == pytest.approx(0.5)

@@ -9,8 +9,8 @@ import torch
 from tiny_lm import tiny_lm
 
 from selfsteer.training import wrap_policy
+from selfsteer.training.questions import Question
 from selfsteer.training.rollout import Rollout, qa_prompt, sample_groups
-from selfsteer.training.tasks import Question
 
 QUESTIONS = [Question("a", "What is 1 + 2?", "3"), Question("b", "What is 2 + 2?", "4")]
 

@@ -159,8 +159,8 @@ def test_trl_style_reward_functions_plug_in():
     import numpy as np
 
     from selfsteer.training import from_trl
+    from selfsteer.training.questions import Question
     from selfsteer.training.rollout import Sample
-    from selfsteer.training.tasks import Question
 
     seen = {}
 

@@ -10,9 +10,9 @@ from tiny_lm import coin_task, tiny_lm
 
 from selfsteer.training import PROGRAMS, config_from_dict, train, wrap_policy
 from selfsteer.training.objectives import build_recipe
+from selfsteer.training.questions import Question
 from selfsteer.training.rewards import complete_and_correct
 from selfsteer.training.rollout import LineRollout, Sample
-from selfsteer.training.tasks import Question
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

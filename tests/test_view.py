@@ -100,6 +100,31 @@ def test_parent_indices_unknown_when_counts_disagree():
     assert parent_indices(steps, n_beam=2) == [[None, None], [None] * 5]
 
 
+@pytest.mark.parametrize("algorithm, n_beam", [("smc", 1), ("smc_steer", 2)])
+def test_recorded_parents_follow_the_loop_and_feed_the_result(algorithm, n_beam):
+    """The loop's step records carry the parents; they agree with the expansion rule of each
+    algorithm, with the trace, and give the result's ESS history and resampling count."""
+    for seed in range(6):
+        r = (smc(Spell(spell_lm()), 8, ess_threshold=0.9, seed=seed, record=True) if algorithm == "smc"
+             else smc_steer(Spell(spell_lm()), 3, n_beam=n_beam, seed=seed, record=True))
+        steps = r.trace.data["steps"]
+        assert [s["parents"] for s in steps] == [None if rec.parents is None else list(rec.parents) for rec in r.records]
+        assert [s["ancestors"] for s in steps] == [None if rec.ancestors is None else list(rec.ancestors)
+                                                   for rec in r.records]
+        without = [{k: v for k, v in s.items() if k != "parents"} for s in steps]
+        assert parent_indices(steps) == parent_indices(without, n_beam=n_beam)
+        assert r.ess_history == [s["ess"] for s in steps] and r.n_steps == len(r.records)
+        assert r.n_resamples == sum(s["resampled"] for s in steps)
+
+
+def test_malformed_parents_are_refused():
+    trace = smc(Spell(spell_lm()), 4, ess_threshold=0.9, seed=0, record=True).trace.data
+    bad = json.loads(json.dumps(trace))
+    bad["steps"][1]["parents"] = [99] * len(bad["steps"][1]["particles"])
+    with pytest.raises(ValueError, match="step 2: parents must be"):
+        render_html(bad)
+
+
 @pytest.mark.parametrize("name", ["smc_trace", "steer_trace"])
 def test_parents_inherit_their_childrens_prefix(name, request):
     """Every particle's text extends its parent's, so the highlighted part is exactly the new text."""

@@ -25,6 +25,8 @@ from selfsteer.smc.lm.base import StopRule
 from selfsteer.smc.lm.loading import ModelNotFound
 from selfsteer.smc.lm.vllm import VLLMLM
 
+pytestmark = pytest.mark.contract  # against a stand-in of vLLM's API, not vLLM itself
+
 TOL = 1e-4  # float32 on CPU: a plain forward (stand-in) against the cached backend
 
 CHAT = [{"role": "user", "content": "List three fruits, separated by commas."}]
@@ -32,7 +34,7 @@ CHAT = [{"role": "user", "content": "List three fruits, separated by commas."}]
 
 @pytest.fixture(scope="module")
 def standin():
-    import vllm_standin
+    from tools import vllm_standin
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(sys.modules, "vllm", vllm_standin)

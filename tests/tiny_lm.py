@@ -46,7 +46,7 @@ _VOCAB = []
 def tiny_lm(seed: int = 0, device: str = "cpu", **options):
     """A `TransformersLM` around a fresh tiny model on ``device`` (same seed -> same weights);
     ``options`` go to `TransformersLM`."""
-    import selfsteer.smc.lm.hf as hf
+    import selfsteer.smc.lm.transformers.backend as hf
 
     if not _VOCAB:
         lm = hf.TransformersLM(tiny_model(seed).to(device), bundled_tokenizer(), name="tiny-llama", **options)
@@ -85,7 +85,7 @@ def save_tiny_model(directory: Path, seed: int = 0) -> Path:
 
 
 def coin_questions(n: int, *, with_context: bool = False):
-    from selfsteer.training.tasks import Question
+    from selfsteer.training.questions import Question
 
     return [Question(f"coin-{i}", f"Flip coin {i}.", "heads",
                      context=f"Coin {i} always lands heads." if with_context else None) for i in range(n)]
@@ -98,7 +98,7 @@ def coin_task(n_train: int = 8, n_eval: int = 2, *, with_context: bool = False):
     """
     from dataclasses import dataclass
 
-    from selfsteer.training.tasks import Task
+    from selfsteer.training.questions import Task
 
     @dataclass(frozen=True)
     class CoinTask(Task):

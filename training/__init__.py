@@ -13,22 +13,24 @@ or ``selfsteer train tutorials/03_training/configs/rlcr.yaml``. See `TrainConfig
 thinkprune, asymre, meta_prompt, pilaf).
 """
 
+from selfsteer.smc.scaling.metrics import auroc, brier, ece, mean_distinct_answers
+
 from .advantages import ADVANTAGES
-from .config import ConfigError, TrainConfig, config_from_dict, load_config
+from .config import TrainConfig, config_from_dict, load_config
 from .evaluate import evaluate
 from .loop import TrainResult, train
 from .losses import LOSSES
-from .metrics import auroc, brier, distinct_answers, ece
 from .objectives import OBJECTIVES, PROGRAMS, build_objective
 from .objectives.recipe import Recipe
 from .policy import Policy, load_policy, wrap_policy
+from .questions import Question, Task, load_task
 from .rewards import correctness, from_trl, score
 from .rollout import Rollout, Sample, sample_groups
-from .tasks import Question, Task, load_task
+from .schema import ConfigError
 
 __all__ = [
     "ADVANTAGES", "LOSSES", "OBJECTIVES", "PROGRAMS", "ConfigError", "Policy", "Question", "Recipe", "Rollout",
     "Sample", "Task", "TrainConfig", "TrainResult", "auroc", "brier", "build_objective", "config_from_dict",
-    "correctness", "distinct_answers", "ece", "evaluate", "from_trl", "load_config", "load_policy", "load_task",
-    "sample_groups", "score", "train", "wrap_policy",
+    "correctness", "ece", "evaluate", "from_trl", "load_config", "load_policy", "load_task",
+    "mean_distinct_answers", "sample_groups", "score", "train", "wrap_policy",
 ]

@@ -53,7 +53,7 @@ class ModelSettings:
 
 @dataclass(frozen=True)
 class TaskSettings:
-    """Where questions come from (see `selfsteer.training.tasks`)."""
+    """Where questions come from (see `selfsteer.training.questions`)."""
 
     name: str = "addition"  # a built-in task: addition, counting, facts; or "jsonl" with `path`
     path: str | None = None  # a JSONL file of {"prompt", "answer"[, "id", "context"]} rows (name: jsonl)

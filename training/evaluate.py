@@ -16,12 +16,13 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from . import metrics
+from selfsteer.smc.scaling.answers import parse_tagged
+from selfsteer.smc.scaling.metrics import auroc, brier, ece, mean_distinct_answers
+
 from .objectives.meta_prompt import MetaPromptObjective, prompt_emulation_loss
-from .objectives.rlcr import parse
+from .questions import Question
 from .rl import RLObjective
 from .rollout import Sample
-from .tasks import Question
 
 EVAL_SEED_SALT = 1_000_003
 
@@ -35,16 +36,16 @@ def sample_metrics(groups: Sequence[Sequence[Sample]]) -> dict[str, float]:
         "completion_tokens": float(np.mean([s.n_sampled for s in samples])),
         "truncated": float(np.mean([s.truncated for s in samples])),
         "answered": float(np.mean([s.answer is not None for s in samples])),
-        "distinct_answers": metrics.distinct_answers([[s.answer for s in g] for g in groups]),
+        "distinct_answers": mean_distinct_answers([[s.answer for s in g] for g in groups]),
     }
-    stated = [(p.confidence, s.correct) for s in samples if (p := parse(s.text)).formatted]
+    stated = [(p.confidence, s.correct) for s in samples if (p := parse_tagged(s.text)).formatted]
     if any("<answer>" in s.text for s in samples):
         out["formatted"] = len(stated) / len(samples)
     if stated:
         q = [x for x, _ in stated]
         c = [y for _, y in stated]
         out |= {"confidence": float(np.mean(q)),
-                "ece": metrics.ece(q, c), "brier": metrics.brier(q, c), "auroc": metrics.auroc(q, c),
+                "ece": ece(q, c), "brier": brier(q, c), "auroc": auroc(q, c),
                 "accuracy_formatted": float(np.mean(c))}
     return out
 

@@ -30,12 +30,14 @@ import yaml
 from tqdm.auto import tqdm
 
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .config import ConfigError, OptimSettings, TrainConfig
+from .config import OptimSettings, TrainConfig
+from .distributed import DataParallel, SilentLog
 from .evaluate import evaluate
 from .metrics_log import MetricsLog
 from .objectives import build_objective, needs_reference
 from .policy import Policy, load_policy
-from .tasks import Question, Task, load_task
+from .questions import Question, Task, load_task
+from .schema import ConfigError
 
 Observer = Callable[[str, dict], None]
 RESUMABLE_DIFFERENCES = ("log", "optim.steps", "out_dir")  # settings a resumed run may change
@@ -119,6 +121,7 @@ def train(
 ) -> TrainResult:
     """Run ``config`` (see `TrainConfig`); ``resume=True`` continues from ``out_dir``'s latest checkpoint."""
     out = Path(config.out_dir)
+    dp = DataParallel.from_env()  # under torchrun: this rank's share of each update (see .distributed)
     latest = latest_checkpoint(out)
     if latest is not None and not resume:
         raise ConfigError(f"{out} already holds checkpoints of a run; pass resume=True (selfsteer train --resume) "
@@ -126,7 +129,8 @@ def train(
     if resume and latest is None:
         raise ConfigError(f"nothing to resume: {out} holds no checkpoint")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    if dp.main:
+        (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
     def notify(event: str, payload: dict) -> None:
         for fn in observers:
@@ -137,6 +141,7 @@ def train(
                                    temperature=config.sampling.temperature, seed=config.seed)
     states: dict[str, dict] = {}  # per-question state (exploration counts), checkpointed
     objective = build_objective(config, task, policy, states=states)
+    dp.broadcast_weights(list(policy.trainable().values()))
     optimizer = make_optimizer(policy, config.optim)
     start, ckpt = 0, None
     if latest is not None:
@@ -146,7 +151,7 @@ def train(
         states.update(ckpt.states)
         policy.after_update()
     o, lg = config.optim, config.log
-    log = MetricsLog(out, start_step=start, tensorboard=lg.tensorboard)
+    log = MetricsLog(out, start_step=start, tensorboard=lg.tensorboard) if dp.main else SilentLog()
     if ckpt is not None:
         ckpt.restore_rng()  # last: nothing set up after this may draw from the restored streams
     else:
@@ -166,12 +171,12 @@ def train(
     if start == 0:
         run_eval(0)
     bar = tqdm(range(start, o.steps), initial=start, total=o.steps, desc=f"train {objective.name}",
-               unit="step", disable=not lg.progress)
+               unit="step", disable=not (lg.progress and dp.main))
     for step in bar:
         # A new stage (ThinkPrune) starts from the last stage's weights with a fresh optimiser.
         if step > 0 and objective.stage(step) != objective.stage(step - 1):
             finished = objective.stage(step - 1)
-            if lg.save_model:
+            if lg.save_model and dp.main:
                 policy.export(out / "stages" / f"stage-{finished}")
             optimizer = make_optimizer(policy, o)
             notify("stage", {"step": step, "stage": objective.stage(step), "finished": finished})
@@ -185,11 +190,12 @@ def train(
         t1 = time.perf_counter()
         stats: dict[str, float] = {}
         for _ in range(o.iterations_per_batch):
-            for part in batch.parts(o.grad_accum):
+            for part in dp.parts(batch.items, o.grad_accum):
                 loss, part_stats = objective.loss(part, batch.norm)  # already normalised for the whole step
                 loss.backward()
                 add_stats(stats, part_stats)
             params = list(policy.trainable().values())
+            dp.sum_gradients(params)
             if o.max_grad_norm is not None:
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, o.max_grad_norm)
             else:
@@ -200,7 +206,7 @@ def train(
         t2 = time.perf_counter()
 
         record = dict(batch.metrics)
-        record |= {k: v / o.iterations_per_batch for k, v in stats.items()}
+        record |= {k: v / o.iterations_per_batch for k, v in dp.sum_stats(stats).items()}
         record |= {"lr": lr, "grad_norm": float(grad_norm), "stage": float(objective.stage(step)),
                    "time_collect_s": t1 - t0, "time_update_s": t2 - t1}
         done = step + 1
@@ -212,14 +218,14 @@ def train(
         bar.set_postfix({k: f"{record[k]:.3g}" for k in ("reward", "accuracy", "completion_tokens") if k in record})
         if lg.eval_every and done % lg.eval_every == 0 and done != o.steps:
             run_eval(done)
-        if (lg.checkpoint_every and done % lg.checkpoint_every == 0) or done == o.steps:
+        if dp.main and ((lg.checkpoint_every and done % lg.checkpoint_every == 0) or done == o.steps):
             path = save_checkpoint(out, step=done, trainable=policy.trainable(), optimizer=optimizer, states=states,
                                    config=yaml.safe_load(yaml.safe_dump(config.to_dict())), keep=lg.keep_checkpoints)
             notify("checkpoint", {"step": done, "path": str(path)})
     bar.close()
     if start < o.steps or not result.evals:
         run_eval(o.steps)
-    if lg.save_model:
+    if lg.save_model and dp.main:
         final = out / "final"
         shutil.rmtree(final, ignore_errors=True)
         policy.export(final)

@@ -21,9 +21,10 @@ import torch
 
 from selfsteer.smc import LanguageModel, load_lm
 
-from .config import ConfigError, LoraSettings, ModelSettings
+from .config import LoraSettings, ModelSettings
 from .logprobs import completion_logprobs
 from .rollout import Sample
+from .schema import ConfigError
 
 
 class MissingPackage(ImportError):

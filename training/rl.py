@@ -13,14 +13,16 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from selfsteer.smc.scaling.metrics import mean_distinct_answers
+
 from .config import LossSettings, SamplingSettings
 from .losses import Normaliser, aggregate, get_loss, kl_k3
-from .objective import Batch
+from .objectives.contract import Batch
 from .objectives.recipe import Recipe
 from .policy import Policy
+from .questions import Question, Task
 from .rewards import score
 from .rollout import PROMPTS, Sample, sample_groups_async
-from .tasks import Question, Task
 
 
 def label(samples: Sequence[Sample], task: Task) -> None:
@@ -49,7 +51,7 @@ def group_metrics(groups: Sequence[Sequence[Sample]], rewards: np.ndarray, adv: 
         "advantage_abs": float(np.abs(adv).mean()),
         "completion_tokens": float(np.mean([s.n_sampled for s in samples])),
         "truncated": float(np.mean([s.truncated for s in samples])),
-        "distinct_answers": float(np.mean([len({s.answer for s in g}) for g in groups])),
+        "distinct_answers": mean_distinct_answers([[s.answer for s in g] for g in groups]),
         "answered": float(np.mean([s.answer is not None for s in samples])),
     }
 

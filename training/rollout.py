@@ -28,7 +28,7 @@ import numpy as np
 from selfsteer.smc import LanguageModel, LMContext, Model, Token, TokenMask, smc_async
 from selfsteer.smc.lm.base import Prompt
 
-from .tasks import Question
+from .questions import Question
 
 
 @dataclass

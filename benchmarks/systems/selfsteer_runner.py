@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from selfsteer.smc import smc
-from selfsteer.smc.lm.hf import TransformersLM
+from selfsteer.smc.lm.transformers.backend import TransformersLM
 
 from ..programs import program_for
 from ..tasks import Task

@@ -37,12 +37,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from selfsteer.smc.scaling.answers import parse_tagged  # noqa: E402
+from selfsteer.smc.scaling.metrics import auroc, brier, ece, mean_distinct_answers  # noqa: E402
 from selfsteer.training import config_from_dict, load_policy, load_task, train  # noqa: E402
 from selfsteer.training.evaluate import EVAL_SEED_SALT  # noqa: E402
-from selfsteer.training.metrics import auroc, brier, ece  # noqa: E402
 from selfsteer.training.metrics_log import read_metrics  # noqa: E402
 from selfsteer.training.objectives import build_objective, needs_reference  # noqa: E402
-from selfsteer.training.objectives.rlcr import parse  # noqa: E402
 
 FAST = os.environ.get("SELFSTEER_FAST") == "1"
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,7 +94,7 @@ def sample_records(objective, questions, *, step: int, samples: int, seed: int) 
     out = []
     for g in groups:
         for s in g:
-            parsed = parse(s.text)
+            parsed = parse_tagged(s.text)
             out.append({"question": s.question.id, "text": s.text, "answer": s.answer, "correct": s.correct,
                         "confidence": parsed.confidence if parsed.formatted else None, "tokens": s.n_sampled,
                         "truncated": s.truncated})
@@ -112,14 +112,14 @@ def summarise(records: list[dict], rng: np.random.Generator, n_boot: int = 1000)
         stated = [(r["confidence"], r["correct"]) for r in rows if r["confidence"] is not None]
         q = [x for x, _ in stated]
         c = [y for _, y in stated]
-        groups: dict[str, set] = {}
+        groups: dict[str, list] = {}
         for r in rows:
-            groups.setdefault(r["question"], set()).add(r["answer"])
+            groups.setdefault(r["question"], []).append(r["answer"])
         return {
             "accuracy": float(np.mean([r["correct"] for r in rows])),
             "tokens": float(np.mean([r["tokens"] for r in rows])),
             "truncated": float(np.mean([r["truncated"] for r in rows])),
-            "distinct_answers": float(np.mean([len(v) for v in groups.values()])),
+            "distinct_answers": mean_distinct_answers(list(groups.values())),
             "formatted": len(stated) / len(rows),
             "confidence": float(np.mean(q)) if q else float("nan"),
             "ece": ece(q, c) if q else float("nan"),

@@ -1,15 +1,13 @@
-"""The LM layer: backends, contexts, token masks, constraints."""
+"""The LM layer: the LM contract, batching, vocabularies and token masks, contexts, the exact LM,
+loading, and the backends (`transformers/`, `vllm`)."""
 
 from .base import FeedResult, GenerateResult, LanguageModel
-from .constraints import ConstraintSpec, Grammar, JsonSchema, Regex
 from .context import Chunk, ChunkDist, LMContext, MaskEvent, NextToken, Token
 from .exact import ExactLM
 from .loading import load_lm
-from .span import ConstrainedSpan, ConstrainedToken
 from .vocab import TokenMask, TokenMasks, Vocabulary
 
 __all__ = [
-    "Chunk", "ChunkDist", "ConstrainedSpan", "ConstrainedToken", "ConstraintSpec", "ExactLM",
-    "FeedResult", "GenerateResult", "Grammar", "JsonSchema", "LMContext", "LanguageModel",
-    "MaskEvent", "NextToken", "Regex", "Token", "TokenMask", "TokenMasks", "Vocabulary", "load_lm",
+    "Chunk", "ChunkDist", "ExactLM", "FeedResult", "GenerateResult", "LMContext", "LanguageModel",
+    "MaskEvent", "NextToken", "Token", "TokenMask", "TokenMasks", "Vocabulary", "load_lm",
 ]

@@ -143,7 +143,7 @@ def load_lm(
     return load_transformers(source, display, device, dtype, **backend_options)
 
 
-TRANSFORMERS_OPTIONS = ("prompt_cache_tokens", "shared_prefix_attention", "copy_prefix_bytes", "pack_linear")
+TRANSFORMERS_OPTIONS = ("prompt_cache_tokens", "copy_prefix_bytes", "pack_linear")
 
 
 def load_transformers(source: Path | str, name: str, device: str, dtype: str, **options) -> LanguageModel:
@@ -158,7 +158,7 @@ def load_transformers(source: Path | str, name: str, device: str, dtype: str, **
         )
 
     transformers = _quiet_transformers()
-    from .hf import TransformersLM
+    from .transformers.backend import TransformersLM
 
     torch_dtype = {
         "auto": torch.bfloat16 if device.startswith("cuda") else torch.float32,

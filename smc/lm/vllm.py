@@ -5,8 +5,8 @@ requests becomes one ``generate`` call:
 
 - ``feed``: a ``max_tokens=1`` request at temperature 1 with the whole vocabulary's log-probs
   in vLLM's flat format (``flat_logprobs``: a few lists instead of one ``Logprob`` object per
-  vocabulary entry, which cost vLLM's output processor about 40 ms per row at a 49k vocabulary
-  against 5 ms), tempered here (vLLM samples only at temperatures in [0, 2] and raises those
+  vocabulary entry, which made vLLM's output processor the bottleneck; see benchmarks/README.md),
+  tempered here (vLLM samples only at temperatures in [0, 2] and raises those
   below 0.01). The fed tokens' log-probs come from ``prompt_logprobs``, which vLLM never
   tempers; at another temperature they come from one extra request per fed prefix instead
   (cheap with prefix caching, but each returns a whole vocabulary of log-probs).
@@ -34,7 +34,7 @@ import numpy as np
 
 from ..weights import logsumexp
 from .base import FeedRequest, FeedResult, GenerateRequest, GenerateResult, LanguageModel, StopRule
-from .hf import TokenizerText, eos_ids_of, vocabulary_of
+from .tokenizer import TokenizerText, eos_ids_of, vocabulary_of
 
 SAMPLING_TEMPERATURES = (1e-2, 2.0)  # vLLM rejects higher temperatures and raises lower ones
 

@@ -21,14 +21,15 @@ children and rare answers and particles still reasoning get more. The tilt is re
 children's weights (they carry ``logmeanexp(log w + log g) - log g(ancestor)``, as after a twist),
 so the final weighted population targets the program's own posterior and ``log_ml`` stays
 unbiased: resampling by any positive function of the current population, with that function
-divided back out, preserves the expected total weight.
+divided back out, preserves the expected total weight. Its variance grows, though: copies are
+spent on particles the target weighs less.
 
 Why correct answers keep their support. The potential is bounded, ``exp(weight * b)`` lies in
 ``[exp(-weight * (b0 + batch_weight)), exp(weight * (1 - b0))]`` whatever the population size, so
 no particle's resampling weight is ever set to zero: every answer the program can reach, the
 correct one included, keeps a positive chance to be copied, and the final weights are properly
 weighted for the same target as plain SMC. ``weight = 0`` returns zeros and reproduces plain SMC
-bit for bit.
+bit for bit, unless the program twists a particle in the step that finishes it (see `smc`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 
 from ..model import Model
-from .aggregate import AnswerFn, revealed_answer
+from .answers import AnswerFn, revealed_answer
 
 SEEN = "_exploration_seen"  # set on a particle once its answer is counted; copies inherit it
 

@@ -10,7 +10,7 @@ particle of the final population (finished and alive) descends from it.
 
 A particle-step is one call of ``step()`` on an unfinished particle. FSF lies in [0, 1]: 0 when
 every lineage reaches a surviving output, 1 when nothing survives. It needs the trace of `smc`
-(run with ``record=True``); SMC-steer's pool expansions are not recorded there.
+(run with ``record=True``), whose steps record each particle's parent.
 """
 
 from __future__ import annotations
@@ -19,15 +19,7 @@ import math
 from typing import Any
 
 from ..trace import Trace
-
-
-def _entering_finished(steps: list[dict[str, Any]], t: int, i: int) -> bool:
-    """Was particle ``i`` of step ``t`` already finished before that step (so not stepped)?"""
-    if t == 0:
-        return False
-    prev = steps[t - 1]
-    parent = prev["ancestors"][i] if prev["resampled"] else i
-    return bool(prev["particles"][parent]["finished"])
+from ..view import parent_indices
 
 
 def failed_step_fraction(trace: Trace | dict[str, Any]) -> float:
@@ -38,16 +30,15 @@ def failed_step_fraction(trace: Trace | dict[str, Any]) -> float:
     steps = data["steps"]
     if not steps:
         return math.nan
+    parents = parent_indices(steps)
     last = steps[-1]
-    final = [last["particles"][a] for a in last["ancestors"]] if last["resampled"] else last["particles"]
-    surviving = {j for j, p in enumerate(final) if p["alive"] and p["finished"]}
+    carried = last["ancestors"] if last["resampled"] else range(len(last["particles"]))
+    surviving = {a for a in carried if last["particles"][a]["alive"] and last["particles"][a]["finished"]}
     failed = total = 0
     for t in range(len(steps) - 1, -1, -1):
-        step = steps[t]
-        if step["resampled"]:
-            surviving = {step["ancestors"][j] for j in surviving}
-        for i in range(len(step["particles"])):
-            if not _entering_finished(steps, t, i):
+        for i, parent in enumerate(parents[t]):
+            if t == 0 or not steps[t - 1]["particles"][parent]["finished"]:  # stepped, not carried finished
                 total += 1
                 failed += i not in surviving
+        surviving = {parents[t][i] for i in surviving}
     return failed / total if total else math.nan

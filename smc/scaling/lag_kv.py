@@ -122,7 +122,7 @@ def install_logs(lm: LanguageModel, logs: Sequence[tuple[Sequence[dict], LogKV |
     ``logs``: each log's messages (see `log_messages`) with its stored KV (None: encode as text).
     Returns how many logs, from the first, were installed (see the module docstring).
     """
-    from ..lm.kv import Segment
+    from ..lm.transformers.kv import Segment
 
     if not logs:
         return 0

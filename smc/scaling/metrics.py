@@ -1,6 +1,7 @@
 """Evaluation metrics for populations of answers: diversity, pass@k, calibration, ranking.
 
-- ``distinct_answers(answers)``: how many different answers (None = no answer, not counted).
+- ``distinct_answers(answers)``: how many different answers; None is no answer and is not counted
+  (the rule of `answers`); ``mean_distinct_answers(groups)``: its mean over groups.
 - ``pass_at_k(n, c, k)``: the chance that k of n samples, drawn without replacement, include one
   of the c correct ones: ``1 - C(n - c, k) / C(n, k)`` (the unbiased estimator of Chen et al.).
 - ``brier(q, correct)``: mean ``(q - c)^2``; ``ece(q, correct)``: expected calibration error over
@@ -20,6 +21,11 @@ import numpy as np
 def distinct_answers(answers: Sequence[Hashable | None]) -> int:
     """The number of different non-None answers."""
     return len({a for a in answers if a is not None})
+
+
+def mean_distinct_answers(groups: Sequence[Sequence[Hashable | None]]) -> float:
+    """The mean of `distinct_answers` over ``groups`` (nan when there are none)."""
+    return float(np.mean([distinct_answers(g) for g in groups])) if groups else math.nan
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..config import ConfigError
-from ..objective import Objective
 from ..rollout import LineRollout, Rollout
+from ..schema import ConfigError
 from . import asymre, exploration, grpo, lens, meta_prompt, pilaf, rlcr, thinkprune
+from .contract import Objective
 from .recipe import Recipe
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..advantages import group_mean, group_z
 from ..rollout import Sample
+from ..schema import ConfigError
 from .recipe import CORRECTNESS, Recipe
 
 COUNTS_KEY = "answer_counts"
@@ -93,8 +94,6 @@ class ExplorationParams:
     scale_rewards: Literal["group", "none"] = "group"
 
     def check(self, config) -> None:
-        from ..config import ConfigError
-
         if self.c < 0:
             raise ConfigError(f"objective.c must be >= 0, got {self.c}")
         if not 0 < self.b0 <= 1:

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..advantages import group_z
 from ..rollout import Sample
+from ..schema import ConfigError
 from .recipe import CORRECTNESS, Recipe
 
 
@@ -86,8 +87,6 @@ class LensParams:
     alpha: float = 0.25  # weight of the all-incorrect groups' loss
 
     def check(self, config) -> None:
-        from ..config import ConfigError
-
         if self.alpha < 0:
             raise ConfigError(f"objective.alpha must be >= 0, got {self.alpha}")
 

@@ -26,10 +26,11 @@ from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..losses import Normaliser
-from ..objective import Batch
 from ..policy import Policy
+from ..questions import Question, Task
 from ..rollout import PROMPTS
-from ..tasks import Question, Task
+from ..schema import ConfigError
+from .contract import Batch
 
 
 def answer_logprobs(model, prompt_ids: Sequence[int], answer_ids: Sequence[int], *, params=None,
@@ -98,8 +99,6 @@ class MetaPromptParams:
     first_order: bool = False  # True: no second-order term (cheaper, FOMAML-style)
 
     def check(self, config) -> None:
-        from ..config import ConfigError
-
         if self.inner_lr < 0:
             raise ConfigError(f"objective.inner_lr must be >= 0, got {self.inner_lr}")
 

@@ -34,11 +34,12 @@ from selfsteer.smc import LanguageModel
 from selfsteer.smc.lm.base import FeedResult
 
 from ..losses import Normaliser
-from ..objective import Batch
 from ..policy import Policy
+from ..questions import Question, Task
 from ..rl import label
 from ..rollout import PROMPTS, Rollout, Sample, group_seed, sample_groups_async
-from ..tasks import Question, Task
+from ..schema import ConfigError
+from .contract import Batch
 
 
 def interpolate(policy_logp: np.ndarray, reference_logp: np.ndarray, beta: float, sign: int) -> np.ndarray:
@@ -115,8 +116,6 @@ class PilafParams:
     mix: float = 0.5  # probability that a pair is (π+, π-) rather than (π_θ, π_θ)
 
     def check(self, config) -> None:
-        from ..config import ConfigError
-
         if self.beta < 0:
             raise ConfigError(f"objective.beta must be >= 0, got {self.beta}")
         if not 0 <= self.mix <= 1:
@@ -134,7 +133,7 @@ class PilafObjective:
     name = "pilaf"
 
     def __init__(self, params: PilafParams, policy: Policy, task: Task, *, sampling, loss, seed: int):
-        from selfsteer.smc.lm.hf import TransformersLM
+        from selfsteer.smc.lm.transformers.backend import TransformersLM
 
         if policy.reference is None:
             raise ValueError("pilaf needs the frozen reference model (need_reference=True)")

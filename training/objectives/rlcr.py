@@ -1,8 +1,9 @@
 """RLCR (arXiv 2507.16806): reward correctness *and* a calibrated verbalised confidence.
 
-Completions carry ``<answer>A</answer>`` and ``<confidence>q</confidence>`` tags (the last of
-each wins). The format gate passes only when both are present, the answer is readable and q is
-a number in [0, 1]. The reward follows the official code's three weighted terms (0.5 each):
+Completions carry ``<answer>A</answer>`` and ``<confidence>q</confidence>`` tags, read by
+`selfsteer.smc.scaling.answers.parse_tagged` (the last of each wins), the same reader inference
+uses. The format gate passes only when both are present, the answer is readable and q follows the
+confidence rule of that module (a number in [0, 1], or a percentage such as "80%"). The reward follows the official code's three weighted terms (0.5 each):
 
 .. math::
 
@@ -16,57 +17,24 @@ is maximised at ``q = p`` (derivative ``2(p - q)``), the paper's calibration gua
 `ConfidenceRollout` is a rollout program that makes the format structural: it forces
 ``<answer>``, samples the answer up to ``</answer>`` or a newline (then closing the tag), forces
 ``<confidence>0.`` and samples one
-digit restricted to 0-9 (so q is in {0.0, ..., 0.9}). Test-time aggregators: `max_confidence`
-and `confidence_weighted_vote`.
+digit restricted to 0-9 (so q is in {0.0, ..., 0.9}). At test time the population is voted with
+`selfsteer.smc.scaling.vote_answers` ("max_confidence" or "confidence").
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from selfsteer.smc.scaling.answers import parse_tagged
 
 from ..rollout import Rollout, Sample
 from .recipe import Recipe, scaled
 
-CONFIDENCE_TAG = re.compile(r"<confidence>(.*?)</confidence>", re.DOTALL)
-ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-
-
-@dataclass(frozen=True)
-class Parsed:
-    """What the format gate read from a completion."""
-
-    answer_text: str | None
-    confidence: float | None
-
-    @property
-    def formatted(self) -> bool:
-        return self.answer_text is not None and self.answer_text.strip() != "" and self.confidence is not None
-
-
-def parse_confidence(text: str) -> float | None:
-    """The last ``<confidence>`` value if it is a number in [0, 1], else None."""
-    tags = CONFIDENCE_TAG.findall(text)
-    if not tags:
-        return None
-    try:
-        q = float(tags[-1].strip())
-    except ValueError:
-        return None
-    return q if 0.0 <= q <= 1.0 else None
-
-
-def parse(text: str) -> Parsed:
-    """Read the last answer and confidence tags."""
-    answers = ANSWER_TAG.findall(text)
-    return Parsed(answers[-1] if answers else None, parse_confidence(text))
-
 
 def format_reward(sample: Sample) -> float:
     """1 when the completion passes the format gate (and a readable answer was extracted)."""
-    return 1.0 if parse(sample.text).formatted and sample.answer is not None else 0.0
+    return 1.0 if parse_tagged(sample.text).formatted and sample.answer is not None else 0.0
 
 
 def accuracy_reward(sample: Sample) -> float:
@@ -78,7 +46,7 @@ def brier_reward(sample: Sample) -> float:
     """``1 - (c - q)^2``, gated by the format (0 when unformatted)."""
     if not format_reward(sample):
         return 0.0
-    q = parse(sample.text).confidence
+    q = parse_tagged(sample.text).confidence
     c = 1.0 if sample.correct else 0.0
     return 1.0 - (c - q) ** 2
 
@@ -86,24 +54,6 @@ def brier_reward(sample: Sample) -> float:
 def expected_reward(q: float, p: float) -> float:
     """``E_{c~Bern(p)}[c - (q - c)^2]``, the paper's RLCR reward in expectation."""
     return p * (1 - (q - 1) ** 2) + (1 - p) * (-(q**2))
-
-
-def max_confidence(answers: Sequence[str | None], confidences: Sequence[float | None]) -> str | None:
-    """The answer with the highest stated confidence (first on ties; unparsed ones skipped)."""
-    best, best_q = None, -1.0
-    for a, q in zip(answers, confidences, strict=True):
-        if a is not None and q is not None and q > best_q:
-            best, best_q = a, q
-    return best
-
-
-def confidence_weighted_vote(answers: Sequence[str | None], confidences: Sequence[float | None]) -> str | None:
-    """``argmax_a sum_i q_i 1[a_i = a]`` (first answer seen wins ties)."""
-    scores: dict[str, float] = {}
-    for a, q in zip(answers, confidences, strict=True):
-        if a is not None and q is not None:
-            scores[a] = scores.get(a, 0.0) + q
-    return max(scores, key=scores.get) if scores else None
 
 
 class ConfidenceRollout(Rollout):

@@ -15,9 +15,10 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..advantages import group_z
+from ..questions import Question
 from ..rewards import complete_and_correct
 from ..rollout import PROMPTS, PromptFn
-from ..tasks import Question
+from ..schema import ConfigError
 from .recipe import Recipe
 
 
@@ -48,8 +49,6 @@ class ThinkPruneParams:
         return self.steps_per_stage or max(config.optim.steps // len(self.limits(config)), 1)
 
     def check(self, config) -> None:
-        from ..config import ConfigError
-
         limits = self.limits(config)
         if any(x < 1 for x in limits):
             raise ConfigError(f"objective.schedule: every token limit must be >= 1, got {list(limits)}")

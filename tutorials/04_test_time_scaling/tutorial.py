@@ -24,7 +24,15 @@ import torch
 
 from selfsteer.programs.answer_with_confidence import INSTRUCTION, AnswerWithConfidence
 from selfsteer.smc import LMContext, load_lm, smc
-from selfsteer.smc.scaling import Exploration, LogMemory, distinct_answers, pass_at_k
+from selfsteer.smc.scaling import (
+    Exploration,
+    LogMemory,
+    distinct_answers,
+    final_answers,
+    pass_at_k,
+    trust,
+    vote,
+)
 from selfsteer.smc.scaling.lag_kv import install_logs, log_messages
 
 FAST = os.environ.get("SELFSTEER_FAST") == "1"  # the test suite runs this tutorial at tiny scale
@@ -49,7 +57,7 @@ for p in result.particles:
     print(f"answer {p.answer!s:>5}   confidence {p.confidence}   reasoning {p.reasoning[:50]!r}")
 
 # %% [markdown]
-# `result.vote(method)` aggregates the answers four ways:
+# `vote(result, method)` aggregates the answers four ways:
 # `majority` (one particle, one vote), `confidence` (votes weighted by stated confidence),
 # `max_confidence` (the most confident particle) and `likelihood` (votes weighted by the
 # importance weights: the answer marginal of the SMC posterior). With equal confidences the
@@ -57,7 +65,7 @@ for p in result.particles:
 
 # %%
 for method in ("majority", "confidence", "max_confidence", "likelihood"):
-    v = result.vote(method)
+    v = vote(result, method)
     print(f"{method:>15}: {v.answer!s:>5}  (share {v.share:.2f}, correct: {v.answer == truth})")
 
 # %% [markdown]
@@ -67,7 +75,7 @@ for method in ("majority", "confidence", "max_confidence", "likelihood"):
 
 # %%
 weighted = smc(AnswerWithConfidence(lm, question, confidence_power=1.0, **BUDGET), N, seed=0, ess_threshold=0.5)
-print("posterior over answers:", weighted.vote("likelihood").scores)
+print("posterior over answers:", vote(weighted, "likelihood").scores)
 
 # %% [markdown]
 # ## 2. Outcome-based exploration
@@ -83,7 +91,7 @@ print("posterior over answers:", weighted.vote("likelihood").scores)
 explored = smc(AnswerWithConfidence(lm, question, confidence_power=1.0, **BUDGET), N, seed=0, ess_threshold=0.5,
                reweight=Exploration(weight=1.0))
 for name, r in (("plain SMC", weighted), ("with exploration", explored)):
-    answers = r.answers()
+    answers = final_answers(r)
     n_ok = sum(a == truth for a in answers)
     print(f"{name:>17}: distinct answers {distinct_answers(answers)}, "
           f"pass@1 {pass_at_k(N, n_ok, 1):.2f}, pass@{N // 2} {pass_at_k(N, n_ok, N // 2):.2f}, answers {answers}")
@@ -94,7 +102,7 @@ assert zero.outputs == weighted.outputs and (zero.log_weights == weighted.log_we
 # %% [markdown]
 # ## 3. Trust scores
 #
-# `result.trust()` embeds every finished particle's response with the bundled all-MiniLM-L6-v2
+# `trust(result)` embeds every finished particle's response with the bundled all-MiniLM-L6-v2
 # and computes the **semantic isotropy**: the von Neumann entropy of the normalised cosine
 # kernel, 0 when all responses say the same thing and log N when they are mutually orthogonal.
 # `trust = 1 - isotropy / log N`. For a recorded run it also gives the **failed-step
@@ -102,7 +110,7 @@ assert zero.outputs == weighted.outputs and (zero.log_weights == weighted.log_we
 # answer descends from.
 
 # %%
-report = result.trust()
+report = trust(result)
 print(f"isotropy {report.isotropy:.3f}  trust {report.trust:.3f}  "
       f"failed-step fraction {report.failed_step_fraction:.3f}  ({report.n_responses} responses)")
 
@@ -129,7 +137,7 @@ print("retrieved:", [e.task for e in recall.logs], "similarity", [round(s, 3) fo
       "| KV reused for", recall.n_kv_reused, "log(s)")
 with_log = smc(AnswerWithConfidence(lm, new_question, examples=recall.examples, **BUDGET), N, seed=0,
                ess_threshold=0.0)
-print("answers with the log:", with_log.answers(), "majority:", with_log.vote("majority").answer,
+print("answers with the log:", final_answers(with_log), "majority:", vote(with_log, "majority").answer,
       "truth:", new_truth)
 
 # %% [markdown]

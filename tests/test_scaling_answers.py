@@ -1,4 +1,5 @@
-"""Aggregators over a population's answers, confidences and weights (exact and property checks)."""
+"""The answers module: canonical forms and the aggregators over a population's answers, confidences
+and weights (exact and property checks)."""
 
 import math
 
@@ -8,8 +9,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from selfsteer.smc import ExactLM, LMContext, Model, smc
-from selfsteer.smc.scaling import AGGREGATORS, canonical_answer, vote
-from selfsteer.smc.scaling.aggregate import (
+from selfsteer.smc.scaling import (
+    AGGREGATORS,
+    canonical_answer,
+    distinct_answers,
+    final_answers,
+    last_number,
+    mean_distinct_answers,
+    parse_tagged,
+    vote,
+    vote_answers,
+)
+from selfsteer.smc.scaling.answers import (
     confidence_vote,
     likelihood_vote,
     majority_vote,
@@ -76,11 +87,11 @@ def test_max_confidence_returns_an_answer_holding_the_largest_confidence(answers
 def test_vote_dispatch_and_errors():
     assert set(AGGREGATORS) == {"majority", "confidence", "max_confidence", "likelihood"}
     with pytest.raises(ValueError, match="choose one of"):
-        vote(["a"], "mode")
+        vote_answers(["a"], "mode")
     with pytest.raises(ValueError, match="confidences"):
-        vote(["a"], "confidence")
+        vote_answers(["a"], "confidence")
     with pytest.raises(ValueError, match="log-weights"):
-        vote(["a"], "likelihood")
+        vote_answers(["a"], "likelihood")
 
 
 class Guess(Model):
@@ -98,10 +109,51 @@ class Guess(Model):
 
 def test_result_vote_matches_the_posterior_and_majority():
     result = smc(Guess(), 24, seed=0, ess_threshold=0.0)
-    answers = result.answers()
+    answers = final_answers(result)
     assert answers == [canonical_answer(p.output) for p in result.particles]
-    assert result.vote("majority").answer == result.vote("confidence").answer
+    assert vote(result, "majority").answer == vote(result, "confidence").answer
     by_answer: dict = {}
     for out, prob in result.posterior.items():
         by_answer[canonical_answer(out)] = by_answer.get(canonical_answer(out), 0.0) + prob
-    assert result.vote("likelihood").scores == pytest.approx(by_answer)
+    assert vote(result, "likelihood").scores == pytest.approx(by_answer)
+
+
+# One rule for everyone: each test pins a case where programs, scaling and training used to disagree.
+
+@pytest.mark.parametrize(("raw", "canonical"), [
+    ("1,000", "1000"), ("-12,345.50", "-12345.5"), ("1,2,3", "1,2,3"), ("12,34", "12,34"), ("1,0000", "1,0000"),
+])
+def test_commas_are_thousands_separators_only_in_groups_of_three(raw, canonical):
+    assert canonical_answer(raw) == canonical
+
+
+@pytest.mark.parametrize(("text", "number"), [
+    ("It is 1,000.", "1000"), ("1,2,3", "3"), ("from 7 to 1,000,000", "1000000"), ("-4.50 or so", "-4.5"),
+    ("no number", None),
+])
+def test_last_number_reads_thousands_separators(text, number):
+    assert last_number(text) == number
+
+
+def test_training_task_reads_numbers_like_inference():
+    from selfsteer.training.questions import Question, Task
+
+    task = Task("t", (), (), numeric=True)
+    for text in ("<answer>1,000</answer>", "so the total is 1,000.", "<answer>1000.0</answer>"):
+        assert task.extract(text) == canonical_answer("1,000") == "1000"
+    assert task.is_correct(task.extract("<answer>1,000</answer>"), Question("q", "?", "1000"))
+    assert task.is_correct("1000", Question("q", "?", "1,000"))
+
+
+@pytest.mark.parametrize(("text", "q"), [("0.8", 0.8), ("80%", 0.8), (" 80 % ", 0.8), ("100%", 1.0), ("0%", 0.0),
+                                         ("101%", None), ("80", None), ("0.8%", 0.008), ("%", None)])
+def test_one_confidence_rule(text, q):
+    got = parse_tagged(f"<answer>a</answer><confidence>{text}</confidence>").confidence
+    assert got == (None if q is None else pytest.approx(q))
+
+
+def test_none_is_never_a_distinct_answer():
+    assert distinct_answers(["a", None, None]) == 1
+    assert distinct_answers([None]) == 0
+    assert mean_distinct_answers([["a", None], [None, None], ["a", "b"]]) == pytest.approx(1.0)
+    assert math.isnan(mean_distinct_answers([]))

@@ -1,6 +1,6 @@
 """Per-result trust scores: semantic isotropy of the responses and the failed-step fraction.
 
-``trust_report(result)`` embeds the text of every finished, live particle (``text_fn``, default:
+``trust(result)`` embeds the text of every finished, live particle (``text_fn``, default:
 the particle's generated ``text`` or its description), computes the semantic isotropy of those
 embeddings (`isotropy`) and, when the run was recorded, the failed-step fraction of its search
 tree (`failed_steps`). High isotropy (low ``trust``) and a high failed-step fraction both flag
@@ -51,7 +51,7 @@ class TrustReport:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
 
 
-def trust_report(
+def trust(
     result: Result,
     embedder: Embedder | None = None,
     *,

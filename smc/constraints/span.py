@@ -15,7 +15,7 @@ EOS the weights therefore target ``p(text) * 1[text in the language]``.
 - ``propose(rng)`` (what ``Model.sample`` uses): ``t`` drawn from p restricted to viable tokens,
   ``log_w = log p(viable set)``. Route "mask" computes that set exactly (zero-variance weight;
   cached per automaton state for a `Regex`); route "awrs" checks a few tokens and returns an
-  unbiased estimate of the mass instead (see `selfsteer.smc.lm.awrs`); a `Regex` by default
+  unbiased estimate of the mass instead (see `selfsteer.smc.constraints.awrs`); a `Regex` by default
   picks one of the two per automaton state (see `ConstraintSpec`). With a ``proposal``
   context q the token comes from q restricted to viable tokens and
   ``log_w = log q(viable set) + log p(t) - log q(t)`` (the mass estimated the same way).
@@ -36,11 +36,11 @@ import math
 import numpy as np
 
 from ..distributions import Distribution, ZeroProbability, sample_log_probs
+from ..lm.context import LMContext, Token
+from ..lm.vocab import restrict_log_probs
 from ..weights import logsumexp
 from .awrs import awrs_token
-from .constraints import ConstraintSpec
-from .context import LMContext, Token
-from .vocab import restrict_log_probs
+from .specs import ConstraintSpec
 
 
 class ConstrainedSpan:

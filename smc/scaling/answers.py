@@ -1,19 +1,38 @@
-"""Answer aggregation over a population of particles.
+"""Answers, one module for everyone: RLCR's tags read, answers canonicalised, populations voted.
 
-Each finished, live particle may carry a final answer ``a_i`` (found by an answer hook), a
+Programs (`AnswerWithConfidence`), test-time scaling (votes, exploration, metrics) and training
+(the task checker, RLCR's format gate and rewards) all read answers through this module, so an
+answer or a confidence means the same thing at inference and in training.
+
+Tags. A response in RLCR's format ends with ``<answer>A</answer>`` and ``<confidence>q</confidence>``.
+`parse_tagged` reads them; the last tag of each kind wins. A missing or blank answer reads as None.
+
+Confidence rule (`parse_confidence`). q is a decimal number in [0, 1] ("0.8"), or a percentage in
+[0, 100] written with a trailing "%" ("80%" reads as 0.8). Anything else (missing, not a number,
+nan, inf, outside the range) is a format failure and reads as None. RLCR's format gate uses the
+same rule, so "80%" earns the format reward exactly when inference reads it as 0.8.
+
+Canonical form (`canonical_answer`). Numbers become plain decimals: "07", "7.0", "+7" and " 7." all
+read "7"; a comma is a thousands separator only in groups of three ("1,000" reads "1000", while
+"1,2,3" stays text). Other text is stripped of surrounding punctuation, its whitespace collapsed
+and case-folded. Empty text is None: no answer.
+
+Votes. Each finished, live particle may carry a final answer ``a_i`` (found by an answer hook), a
 stated confidence ``q_i`` in [0, 1] and a log-weight ``log_w_i``. An aggregator scores every
 distinct answer and returns the best:
 
 - ``majority``: ``score(a) = #{i : a_i = a}``;
 - ``confidence``: ``score(a) = sum_i q_i 1[a_i = a]`` (RLCR's confidence-weighted vote; a particle
-  without a stated confidence does not vote);
+  without a stated confidence does not vote; the importance weights are ignored, so this is a vote
+  of the population, not an estimate under the SMC posterior);
 - ``max_confidence``: ``score(a) = max_i q_i 1[a_i = a]`` (the answer of the most confident particle);
 - ``likelihood``: ``score(a) = sum_i w_i 1[a_i = a]`` with ``w`` the normalised importance weights,
   i.e. the answer marginal of the SMC posterior.
 
-Ties are broken by the number of votes, then by the earliest particle, so the order is
-deterministic. With equal positive confidences the ``confidence`` vote ranks answers exactly as
-``majority`` does (every score is scaled by the same q).
+None is never an answer: it casts no vote and is not a distinct answer. Ties are broken by the
+number of votes, then by the earliest particle, so the order is deterministic; an answer wins only
+with a positive score. With equal positive confidences the ``confidence`` vote ranks answers
+exactly as ``majority`` does (every score is scaled by the same q).
 """
 
 from __future__ import annotations
@@ -36,15 +55,57 @@ if TYPE_CHECKING:
 
 AnswerFn = Callable[["Model"], Hashable | None]
 
-NUMBER = re.compile(r"[-+]?\d[\d,]*(\.\d+)?|[-+]?\.\d+")
+ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+CONFIDENCE_TAG = re.compile(r"<confidence>(.*?)</confidence>", re.DOTALL)
+DIGITS = r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)"  # thousands separated in groups of three, or plain
+NUMBER = re.compile(rf"[-+]?{DIGITS}(?:\.\d+)?|[-+]?\.\d+")
+NUMBER_IN_TEXT = re.compile(rf"-?{DIGITS}(?:\.\d+)?")
 EDGE_PUNCTUATION = " \t\n\"'`.,;:!?()[]{}*"
 
 
-def canonical_answer(value: Any) -> Hashable | None:
-    """A normal form for comparing answers: numbers as plain decimals ("12.0" -> "12", "1,000" -> "1000"),
-    other text stripped of surrounding punctuation, whitespace collapsed and case-folded.
+@dataclass(frozen=True)
+class Tagged:
+    """What a tagged response states: its reasoning (text before the last answer tag), answer and
+    confidence (None where the format failed)."""
 
-    Empty text gives None (no answer); non-text values are returned as they are if hashable.
+    reasoning: str
+    answer: str | None
+    confidence: float | None
+
+    @property
+    def formatted(self) -> bool:
+        """Both an answer and a valid confidence were stated (RLCR's format gate)."""
+        return self.answer is not None and self.confidence is not None
+
+
+def parse_confidence(text: str) -> float | None:
+    """``text`` as a confidence in [0, 1] by the confidence rule of the module docstring, else None."""
+    t = text.strip()
+    scale = 1.0
+    if t.endswith("%"):
+        t, scale = t[:-1].strip(), 0.01
+    try:
+        q = float(t) * scale
+    except ValueError:
+        return None
+    return q if math.isfinite(q) and 0.0 <= q <= 1.0 else None
+
+
+def parse_tagged(text: str) -> Tagged:
+    """Read the last ``<answer>`` and ``<confidence>`` tags of ``text`` (see the module docstring)."""
+    answers = list(ANSWER_TAG.finditer(text))
+    confidences = CONFIDENCE_TAG.findall(text)
+    answer = answers[-1].group(1).strip() if answers else None
+    reasoning = text[: answers[-1].start()].strip() if answers else text.strip()
+    confidence = parse_confidence(confidences[-1]) if confidences else None
+    return Tagged(reasoning, answer or None, confidence)
+
+
+def canonical_answer(value: Any) -> Hashable | None:
+    """A normal form for comparing answers (see the module docstring): "12.0" -> "12",
+    "1,000" -> "1000", " The Eiffel tower! " -> "the eiffel tower", "" -> None.
+
+    Non-text values are returned as they are if hashable, else as their ``repr``.
     """
     if value is None:
         return None
@@ -64,6 +125,12 @@ def canonical_answer(value: Any) -> Hashable | None:
             return str(int(number))
         return format(number.normalize(), "f")
     return text.casefold() or None
+
+
+def last_number(text: str) -> str | None:
+    """The last number written in ``text``, canonical ("it is 1,000." -> "1000"); None if there is none."""
+    numbers = NUMBER_IN_TEXT.findall(text)
+    return canonical_answer(numbers[-1]) if numbers else None
 
 
 def revealed_answer(particle: Model) -> Hashable | None:
@@ -162,7 +229,7 @@ def likelihood_vote(answers: Sequence[Hashable | None], log_weights: np.ndarray)
 AGGREGATORS = ("majority", "confidence", "max_confidence", "likelihood")
 
 
-def vote(
+def vote_answers(
     answers: Sequence[Hashable | None],
     method: str = "majority",
     *,
@@ -190,9 +257,10 @@ def final_answers(result: Result, answer_fn: AnswerFn | None = None) -> list[Has
     return [fn(p) if p.finished and p.alive else None for p in result.particles]
 
 
-def vote_result(result: Result, method: str = "majority", *, answer_fn: AnswerFn | None = None) -> Vote:
-    """Aggregate a run's finished particles (confidences from `stated_confidence`)."""
-    return vote(
+def vote(result: Result, method: str = "majority", *, answer_fn: AnswerFn | None = None) -> Vote:
+    """Aggregate a run's finished particles with one of `AGGREGATORS`: "majority", "confidence",
+    "max_confidence" or "likelihood" (confidences from `stated_confidence`)."""
+    return vote_answers(
         final_answers(result, answer_fn),
         method,
         confidences=[stated_confidence(p) for p in result.particles],

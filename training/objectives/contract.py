@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 import torch
 
-from .losses import Normaliser
-from .tasks import Question
+from ..losses import Normaliser
+from ..questions import Question
 
 
 def split(items: Sequence[Any], n: int) -> list[list[Any]]:

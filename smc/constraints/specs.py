@@ -4,7 +4,7 @@ A spec names a language of byte strings and compiles it, at construction, to gen
 boolean byte-level potential: `BoolFSA` for a regex, `BoolCFG` for a Lark grammar, genlm's
 `JsonSchema` checker for a schema. A bad pattern, grammar or schema raises `ValueError` there.
 ``spec.bind(vocab)`` lifts the potential onto an LM's tokens (`TokenConstraint`, in
-`selfsteer.smc.lm.token_constraint`); spans use that (see `selfsteer.smc.lm.span`).
+`selfsteer.smc.constraints.token_constraint`); spans use that (see `selfsteer.smc.constraints.span`).
 
 Specs compare by value and compile once per process (a cache keyed by their source), so writing
 ``Regex(r"...")`` inside ``step()`` costs nothing after the first time. The first spec of a
@@ -17,10 +17,9 @@ import json
 from functools import lru_cache
 from typing import Any
 
+from ..lm.vocab import Vocabulary
+from . import genlm_adapter
 from .token_constraint import TokenConstraint, bound
-from .vocab import Vocabulary
-
-# genlm-control is imported on first use: importing it takes seconds, and most programs never do.
 
 METHODS = ("auto", "mask", "awrs")
 
@@ -86,7 +85,7 @@ class Regex(ConstraintSpec):
     @classmethod
     def _compile(cls, source: str) -> Any:
         try:
-            return walkable_fsa_class().from_regex(source)
+            return genlm_adapter.regex_fsa(source)
         except Exception as e:
             raise ValueError(
                 f"invalid regex {source!r}: {type(e).__name__}: {e or 'syntax error'}. "
@@ -105,10 +104,8 @@ class Grammar(ConstraintSpec):
 
     @classmethod
     def _compile(cls, source: str) -> Any:
-        from genlm.control.potential.built_in.wcfg import BoolCFG
-
         try:
-            return BoolCFG.from_lark(source)
+            return genlm_adapter.bool_cfg(source)
         except Exception as e:
             raise ValueError(
                 f"invalid Lark grammar: {type(e).__name__}: {e}. Write rules like "
@@ -136,10 +133,8 @@ class JsonSchema(ConstraintSpec):
 
     @classmethod
     def _compile(cls, source: str) -> Any:
-        from genlm.control.potential.built_in.json import JsonSchema as GenlmJsonSchema
-
         try:
-            return GenlmJsonSchema(json.loads(source))
+            return genlm_adapter.json_schema_checker(json.loads(source))
         except Exception as e:
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise ValueError(f"invalid JSON schema: {first}. Check it against JSON Schema draft 7.") from e
@@ -151,29 +146,3 @@ class JsonSchema(ConstraintSpec):
 @lru_cache(maxsize=128)
 def _compile(cls: type[ConstraintSpec], source: str) -> Any:
     return cls._compile(source)
-
-
-@lru_cache(maxsize=1)
-def walkable_fsa_class() -> type:
-    """genlm's `BoolFSA` plus ``_advance``, so ``Coerced.sparse_logw_next`` skips dead branches
-    of the token trie instead of visiting all of it, and ``state_key``."""
-    from genlm.control.potential.built_in.wfsa import BoolFSA
-
-    class WalkableFSA(BoolFSA):
-        def __init__(self, wfsa, cache_maxsize: int = 50_000):
-            super().__init__(wfsa, cache_maxsize=cache_maxsize)
-
-        def _advance(self, chart, sym):
-            fsa = self.wfsa.epsremove
-            nxt = self.wfsa.R.chart()
-            for i in chart:
-                for j, w in fsa.arcs(i, sym):
-                    nxt[j] += chart[i] * w
-            return nxt if self._bool_prefix_logw(nxt) == 0.0 else None
-
-        def state_key(self, data: bytes) -> frozenset:
-            """The live states after ``data``: the next-token set depends on nothing else."""
-            backward = self.wfsa.epsremove.backward
-            return frozenset(i for i in self._consume(tuple(data)) if backward[i].score)
-
-    return WalkableFSA

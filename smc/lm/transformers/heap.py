@@ -1,9 +1,9 @@
 """Keep Python's cycle collector off the objects a run did not create.
 
-A loaded model, its tokenizer and the imported libraries are several hundred thousand objects
-(about 400,000 with the bundled model), and every full collection of the cycle collector scans
-them all: a pause of about 0.25 s on the project's CPU machine, whenever a run has allocated
-enough to trigger one. None of them becomes garbage during a run.
+A loaded model, its tokenizer and the imported libraries are several hundred thousand objects,
+and every full collection of the cycle collector scans them all: a pause of a sizeable fraction
+of a second whenever a run has allocated enough to trigger one. None of them becomes garbage
+during a run.
 
 `collect_new_objects_only()` sets every object that exists when a run starts aside from the
 collector (`gc.freeze`) and gives them back when it ends (`gc.unfreeze`), so the collections
@@ -12,10 +12,8 @@ reference cycle that includes an object older than the run is collected after th
 of during it. Where something else has already frozen objects (an application preparing to
 fork, or an enclosing run), nothing is changed.
 
-Measured in one process, runs alternating with and without it (the tiny random Llama, CPU,
-token-level SMC, 6 pairs): 6.29 against 6.64 s of CPU at N=256 x 48 tokens, every pair faster; at
-N=64 x 64 the same median (1.92 s), without it two runs of six paid a full collection (+0.2-0.3 s).
-On a GPU, where a run is the host's work, that pause is not hidden by the device.
+On a GPU, where a run is the host's work, that pause is not hidden by the device. The
+measurement is in benchmarks/README.md.
 """
 
 from __future__ import annotations

@@ -17,7 +17,6 @@ mask events, constrained spans), the next-token log-distributions in one copy.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from functools import cached_property
@@ -27,9 +26,11 @@ import numpy as np
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from ..distributions import ZeroProbability
+from ...distributions import ZeroProbability
+from ..base import FeedRequest, FeedResult, GenerateRequest, GenerateResult, LanguageModel, StopRule
+from ..tokenizer import TokenizerText, eos_ids_of, vocabulary_of
+from ..vocab import log_indicator
 from . import attention, packed
-from .base import FeedRequest, FeedResult, GenerateRequest, GenerateResult, LanguageModel, StopRule
 from .kv import (
     Block,
     BlockCache,
@@ -43,67 +44,12 @@ from .kv import (
     upload,
 )
 from .sampling import draw_tokens
-from .vocab import Vocabulary, log_indicator
 
 LOG_MASK_CACHE = 16  # device copies of recently used token masks
 COPY_PREFIX_BYTES = 32 * 2**20  # on CUDA: a prompt whose per-layer copies for all rows fit here is copied
 # SDPA kernels for the backend's forwards on CUDA: not cuDNN's, which builds a plan for every new
-# shape (a decoding step's keys grow by one each step): on an H100 with torch 2.11, a 1.1B Llama at
-# one row took 76 ms per step on new lengths and 20.7 on seen ones, against 18.1 and 16.4 without it
+# shape (a decoding step's keys grow by one each step); measured in benchmarks/README.md
 CUDA_SDPA_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
-EXTRA_EOS_TOKENS = ("<|endoftext|>", "<|eot_id|>", "<|end|>", "</s>")
-
-
-def vocabulary_of(tokenizer, model_vocab_size: int, eos_ids: set[int]) -> Vocabulary:
-    """Byte strings for every id the model can emit (ids past the tokenizer are empty specials)."""
-    from genlm.backend.tokenization import decode_vocab
-
-    byte_vocab, _ = decode_vocab(tokenizer)
-    tokens = [bytes(t) for t in byte_vocab]
-    n = max(model_vocab_size, len(tokens))
-    extra = list(range(len(tokens), n))
-    tokens += [b""] * len(extra)
-    special = set(getattr(tokenizer, "all_special_ids", [])) | set(extra)
-    special |= {i for i, t in enumerate(tokenizer.convert_ids_to_tokens(list(range(len(byte_vocab))))) if t in getattr(tokenizer, "added_tokens_encoder", {})}
-    return Vocabulary(tokens, eos_ids, special)
-
-
-def eos_ids_of(tokenizer, generation_config) -> set[int]:
-    ids = set()
-    for src in (getattr(tokenizer, "eos_token_id", None), getattr(generation_config, "eos_token_id", None)):
-        if isinstance(src, int):
-            ids.add(src)
-        elif isinstance(src, (list, tuple)):
-            ids.update(int(i) for i in src)
-    vocab = tokenizer.get_vocab()
-    ids.update(vocab[t] for t in EXTRA_EOS_TOKENS if t in vocab)
-    return ids
-
-
-class TokenizerText:
-    """Text <-> token ids through a Hugging Face tokenizer (``self.tokenizer``), for backends that have one."""
-
-    tokenizer: Any
-    name: str
-
-    def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
-
-    def bos_ids(self) -> list[int]:
-        probe = self.tokenizer("a").input_ids
-        bos = self.tokenizer.bos_token_id
-        return [bos] if bos is not None and probe and probe[0] == bos else []
-
-    @property
-    def has_chat_template(self) -> bool:
-        return bool(getattr(self.tokenizer, "chat_template", None))
-
-    def chat_prompt(self, messages: Sequence[dict]) -> list[int]:
-        if not self.has_chat_template:
-            raise ValueError(f"{self.name} has no chat template; pass the prompt as a string")
-        out = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
-        ids = out["input_ids"] if hasattr(out, "keys") else out  # a mapping in transformers >= 5
-        return [int(i) for i in ids]
 
 
 class TransformersLM(TokenizerText, LanguageModel):
@@ -111,22 +57,18 @@ class TransformersLM(TokenizerText, LanguageModel):
 
     def __init__(
         self, model, tokenizer, *, name: str = "transformers", prompt_cache_tokens: int = 65536,
-        shared_prefix_attention: bool = True, copy_prefix_bytes: int = COPY_PREFIX_BYTES,
-        pack_linear: bool | None = None,
+        copy_prefix_bytes: int = COPY_PREFIX_BYTES, pack_linear: bool | None = None,
     ):
-        """``shared_prefix_attention``: rows of a block attend to one copy of their shared prompt
-        (`attention`) instead of each getting the prompt's keys copied in at every layer. On CUDA
-        a short prompt is still copied when the copies for all rows take at most
-        ``copy_prefix_bytes`` per layer: there a step's time is the host launching kernels, and
-        one SDPA call launches fewer than the two-part attention (on an H100, a 1.1B Llama at 64
-        rows on a 39-token prompt: 21.7 against 29.7 ms per step). The CPU splits every multi-row
-        forward: on SmolLM2 with a 43-token prompt the split costs 2-6% of a step against copying
-        at 4-8 rows and saves 13% at 64 rows, and on a 1,081-token prompt it is 1.3-9x faster.
+        """Rows of a block attend to one copy of their shared prompt (`attention`) instead of each
+        getting the prompt's keys copied in at every layer. On CUDA a short prompt is still copied
+        when the copies for all rows take at most ``copy_prefix_bytes`` per layer: there a step's
+        time is the host launching kernels, and one SDPA call launches fewer than the two-part
+        attention. The CPU splits every multi-row forward (benchmarks/README.md has the numbers).
 
         ``pack_linear``: run the model's float32 linear layers on the CPU through oneDNN with
-        weights packed once (`packed`; 2-3x faster products at decoding shapes on this project's
-        AMD CPU, one more copy of those weights in memory). None (default): wherever it applies;
-        True: required (an error where it cannot run); False: PyTorch's default product."""
+        weights packed once (`packed`: faster products at decoding shapes on CPUs where PyTorch's
+        default is slow, one more copy of those weights in memory). None (default): wherever it
+        applies; True: required (an error where it cannot run); False: PyTorch's default product."""
         super().__init__()
         if isinstance(copy_prefix_bytes, bool) or not isinstance(copy_prefix_bytes, int) or copy_prefix_bytes < 0:
             raise ValueError(
@@ -149,7 +91,7 @@ class TransformersLM(TokenizerText, LanguageModel):
         self.pad_id = self.vocab.eos_id
         self.n_forward = 0
         self.n_forward_tokens = 0
-        self.shared_prefix_attention = shared_prefix_attention
+        self._shared_prefix_attention = True  # an ablation switch for benchmarks.forward_overhead
         self.copy_prefix_bytes = copy_prefix_bytes
         self._log_masks: dict[int, tuple[np.ndarray, torch.Tensor]] = {}
         if pack_linear not in (None, True, False):
@@ -161,8 +103,7 @@ class TransformersLM(TokenizerText, LanguageModel):
                 f"({name} is {next(model.parameters()).dtype} on {self.device}); pass pack_linear=None or False"
             )
         self.packed_linears = packed.PackedLinears.of(model) if packable else None
-        if shared_prefix_attention:
-            attention.install(self.model)
+        attention.install(self.model)
 
     async def generate(self, handle, tokens, rng, *, temperature=1.0, stop=(), max_tokens=64,
                        max_chars=None, disallowed=None, next_logprobs=None) -> GenerateResult:
@@ -314,7 +255,7 @@ class TransformersLM(TokenizerText, LanguageModel):
     def _split_prefix(self, rows: int, prefix_len: int) -> bool:
         """Whether a forward over ``rows`` rows after a ``prefix_len``-token prompt uses the
         two-part attention (see ``__init__``); one row shares nothing, so SDPA is faster."""
-        if not self.shared_prefix_attention or rows == 1:
+        if not self._shared_prefix_attention or rows == 1:
             return False
         if self.device.type != "cuda":
             return True

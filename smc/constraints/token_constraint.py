@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .vocab import Vocabulary
+from ..lm.vocab import Vocabulary
+from . import genlm_adapter
 
 if TYPE_CHECKING:
-    from .constraints import ConstraintSpec
+    from .specs import ConstraintSpec
 
 SMALL_ALPHABET = 128  # "auto" checks every candidate token exactly when there are at most this many
 MASK_WALK_LIMIT = 2048  # "auto" walks a regex state's tokens when at most this many start viably
@@ -49,10 +50,8 @@ def bound(spec: ConstraintSpec, vocab: Vocabulary) -> TokenConstraint:
 
 def token_trie(vocab: Vocabulary, ids: list[int], f) -> dict:
     """genlm's byte trie over the tokens ``ids`` (built once per vocabulary, shared by all specs)."""
-    from genlm.control.potential.coerce import Coerced
-
     if vocab not in _TRIES:
-        _TRIES[vocab] = Coerced.build_trie(ids, f)
+        _TRIES[vocab] = genlm_adapter.coerced().build_trie(ids, f)
     return _TRIES[vocab]
 
 
@@ -111,15 +110,13 @@ class TokenConstraint:
 
     def lifted(self) -> Any:
         """genlm's `Coerced` potential over token ids (one per event loop for the JSON checker)."""
-        from genlm.control.potential.coerce import Coerced
-
         if self._lifted is not None and not self._loop_bound:
             return self._lifted
         loop = asyncio.get_running_loop()
         if self._lifted is None or self._lifted_loop() is not loop:
             # a checker built in an earlier event loop cannot be awaited from this one
             fresh = self.spec._compile(self.spec.source) if self._loop_bound else self.spec.byte_potential
-            self._lifted = Coerced(
+            self._lifted = genlm_adapter.coerced()(
                 fresh, self.ordinary_ids, f=self.data, prune=False, homomorphic=True,
                 trie=token_trie(self._vocab(), self.ordinary_ids, self.data) if self.spec.fast_masks else None,
             )

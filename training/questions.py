@@ -1,8 +1,9 @@
-"""Verifiable tasks: questions with exact answers, an answer extractor and a checker.
+"""Training questions: verifiable questions with exact answers, generated or read from a file.
 
 A `Task` holds training and held-out `Question`s and knows how to read an answer out of a
-completion (``extract``), how to normalise it (``canonical``: "07", "7.0" and " 7." all become
-"7") and whether it is right (``is_correct``). Built-in tasks are generated from a seed:
+completion (``extract``) and whether it is right (``is_correct``); answers are compared in the
+canonical form of `selfsteer.smc.scaling.answers` ("07", "7.0" and " 7." all become "7", "1,000"
+becomes "1000"). Built-in tasks are generated from a seed:
 
 - ``addition``: "What is 12 + 7?" with operands in [0, max_operand].
 - ``counting``: "How many items are in this list: fig, pear, plum?" with 1..min(max_operand, 12) items.
@@ -11,23 +12,22 @@ completion (``extract``), how to normalise it (``canonical``: "07", "7.0" and " 
 - ``jsonl``: rows ``{"prompt": ..., "answer": ...}`` (optional ``"id"``, ``"context"``) from a file.
 
 Answers are read from an ``<answer>...</answer>`` tag when one is present (the last one wins),
-else as the last number in the text for numeric tasks, else as the first line.
+else from the whole text: the last number for numeric tasks, the first line otherwise.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .config import ConfigError, TaskSettings
+from selfsteer.smc.scaling.answers import ANSWER_TAG, NUMBER, canonical_answer, last_number
 
-NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+from .config import TaskSettings
+from .schema import ConfigError
+
 WORDS = ("apple", "pear", "fig", "plum", "lime", "kiwi", "date", "grape", "melon", "lemon", "peach", "mango")
 NAME_PARTS = ("zor", "bli", "ka", "mun", "tef", "rao", "vel", "dri", "qua", "nos", "pim", "lor")
 ATTRIBUTES = (
@@ -47,17 +47,6 @@ class Question:
     context: str | None = None
 
 
-def canonical(answer: str | None) -> str | None:
-    """Normalised answer text: trimmed, lower-cased, trailing punctuation dropped, numbers as ints."""
-    if answer is None:
-        return None
-    text = answer.strip().strip(".,;:!?\"'").strip().lower()
-    if NUMBER.fullmatch(text):
-        value = float(text)
-        return str(int(value)) if value.is_integer() else repr(value)
-    return text or None
-
-
 @dataclass(frozen=True)
 class Task:
     """Questions plus the rules for reading and checking answers."""
@@ -68,22 +57,16 @@ class Task:
     numeric: bool = True
 
     def extract(self, text: str) -> str | None:
-        """The answer in ``text`` (tag, else last number / first line), canonical; None if absent."""
+        """The answer in ``text`` (tag, else the whole text; the last number if numeric, else the
+        first line), canonical; None if absent."""
         tags = ANSWER_TAG.findall(text)
-        if tags:
-            inner = tags[-1]
-            if self.numeric:
-                numbers = NUMBER.findall(inner)
-                return canonical(numbers[-1]) if numbers else None
-            return canonical(inner)
+        body = tags[-1] if tags else text
         if self.numeric:
-            numbers = NUMBER.findall(text)
-            return canonical(numbers[-1]) if numbers else None
-        first = text.strip().split("\n", 1)[0]
-        return canonical(first)
+            return last_number(body)
+        return canonical_answer(body if tags else body.strip().split("\n", 1)[0])
 
     def is_correct(self, answer: str | None, question: Question) -> bool:
-        return answer is not None and answer == canonical(question.answer)
+        return answer is not None and answer == canonical_answer(question.answer)
 
 
 def addition_questions(rng: np.random.Generator, n: int, max_operand: int) -> list[Question]:
@@ -156,13 +139,9 @@ def load_task(settings: TaskSettings, seed: int) -> Task:
         qs, numeric = fact_questions(rng, n), False
     elif settings.name == "jsonl":
         qs = jsonl_questions(Path(settings.path), n)
-        numeric = all(canonical(q.answer) is not None and NUMBER.fullmatch(canonical(q.answer)) for q in qs)
+        numeric = all(NUMBER.fullmatch(canonical_answer(q.answer) or "") for q in qs)
     else:
         raise ConfigError(f"task.name: unknown task {settings.name!r}; choose one of {list(BUILT_IN)}")
     n_eval = min(settings.n_eval, max(len(qs) - 1, 0))
     return Task(settings.name, tuple(qs[n_eval:]), tuple(qs[:n_eval]), numeric)
 
-
-def task_from_questions(name: str, train: Sequence[Question], eval: Sequence[Question] = (), *, numeric: bool = True) -> Task:
-    """A task from questions you already have (Python API)."""
-    return Task(name, tuple(train), tuple(eval), numeric)

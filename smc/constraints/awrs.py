@@ -30,6 +30,7 @@ import numpy as np
 
 from ..distributions import ZeroProbability
 from ..weights import logsumexp
+from . import genlm_adapter
 
 
 async def awrs_token(
@@ -39,7 +40,6 @@ async def awrs_token(
 ) -> tuple[int, float]:
     """Draw a token id accepted by ``accept``, properly weighted for ``p * 1[accept]``."""
     import torch  # genlm-control's AWRS works on torch tensors; both load on first use
-    from genlm.control.sampler.token import geometric_awrs
 
     log_z = logsumexp(log_probs)  # numpy: faster than torch on one (V,) row on a busy CPU
     if log_z == -math.inf:
@@ -55,7 +55,7 @@ async def awrs_token(
     def gumbel_keys(lp: torch.Tensor) -> torch.Tensor:  # -log(Exp(1)) is Gumbel(0, 1), and cheaper
         return lp + torch.from_numpy(-np.log(rng.standard_exponential(lp.shape[0])))
 
-    token, log_w, _ = await geometric_awrs(
+    token, log_w, _ = await genlm_adapter.geometric_awrs()(
         logps=log_p, toks=range(len(log_probs)), accept=checked, make_keys=gumbel_keys, rng=rng,
         max_rejects=math.inf, max_accepts=2,
     )

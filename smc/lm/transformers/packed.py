@@ -1,10 +1,9 @@
 """Float32 linear layers on the CPU through oneDNN, with weights packed once.
 
 A decoding step multiplies a few rows by every weight matrix. PyTorch's default float32 product
-on the CPU (MKL's sgemm) is slow at that shape on some processors: on this project's AMD EPYC, at
-one thread, the 49,152 x 576 output layer takes 15 ms for 8 rows, where oneDNN's linear with the
-weight reordered once into its blocked layout takes 5 ms (memory traffic alone allows 4). The
-products are the same up to float rounding (logits within 1e-4 on SmolLM2-135M). The kernels are
+on the CPU (MKL's sgemm) is slow at that shape on some processors, where oneDNN's linear with the
+weight reordered once into its blocked layout comes close to what memory traffic allows (numbers
+in benchmarks/README.md). The products are the same up to float rounding. The kernels are
 PyTorch's own ``torch.ops.mkldnn`` linear ops (what ``torch.compile`` uses for frozen CPU weights);
 `available` checks a build has them and agrees with ``F.linear`` before they are used.
 

@@ -1,0 +1,1 @@
+"""Measuring tools and stand-ins the tests use: not tests themselves."""
