@@ -232,6 +232,7 @@ def solve(
     explore_b0: float = 0.5,
     vote: str | None = None,
     trust: bool = False,
+    allow_weak_sandbox: bool = False,
 ) -> SolveResult:
     """Plan, run and verify ``task``; returns a `SolveResult` (see the module docstring).
 
@@ -258,7 +259,7 @@ def solve(
     return run_sync(solve_async(
         task, planner=planner, n_particles=n_particles, follower=follower, lm=lm, attempts=attempts, seed=seed,
         limits=limits, cache=cache, reuse=reuse, progress=progress, explore=explore, explore_b0=explore_b0,
-        vote=vote, trust=trust,
+        vote=vote, trust=trust, allow_weak_sandbox=allow_weak_sandbox,
     ))
 
 
