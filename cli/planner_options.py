@@ -82,6 +82,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-dir", default=None, help="program cache directory (default $SELFSTEER_CACHE/programs)")
     g.add_argument("--no-cache", action="store_true", help="neither read nor write the program cache")
     add_threads(g)
+    g.add_argument("--allow-weak-sandbox", action="store_true",
+                   help="run planner-written programs even where the host lacks an isolation layer "
+                        "(bubblewrap, user namespaces, seccomp); the result lists the layers in force")
 
 
 def limits_from_args(args: argparse.Namespace):

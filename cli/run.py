@@ -22,7 +22,7 @@ from pathlib import Path
 from selfsteer.smc.scaling.answers import vote
 
 from .arguments import MAX_SEED, UsageError, count, fraction, positive, seed
-from .program_file import build_model, load_module, model_arguments, parse_params, where
+from .program_file import build_model, load_module, model_arguments, parse_params
 from .scaling_options import (
     accepts_examples,
     add_scaling_flags,
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
             result = smc(model, args.particles, ess_threshold=args.ess_threshold, resampling=args.resampling,
                          reweight=reweight, **common)
     except ProgramError as e:
-        raise UsageError(f"{e}{where(e.__cause__, args.program)}; fix the program") from None
+        raise UsageError(f"{e}; fix the program") from None  # the engine names the program line
     if args.trace is not None:
         result.trace.data["meta"].update(program=f"{type(model).__name__} ({args.program})",
                                          task=args.task or getattr(model, "task", None))

@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         result = solve(args.task, planner=planner, n_particles=args.particles, follower=args.follower,
                        attempts=args.attempts, seed=args.seed, limits=limits_from_args(args),
                        cache=cache_from_args(args), reuse=not args.no_reuse, progress=progress_printer(),
-                       explore=args.explore, explore_b0=args.explore_b0, vote=args.vote, trust=args.trust)
+                       explore=args.explore, explore_b0=args.explore_b0, vote=args.vote, trust=args.trust,
+                       allow_weak_sandbox=args.allow_weak_sandbox)
     except ValueError as e:
         raise UsageError(str(e)) from None
     if args.json:
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nposterior weight: {result.weight:.3f}   check: passed   program: "
               f"{result.plan.program_name or result.plan.class_name} ({source}, {result.plan.origin})   "
               f"time: {result.seconds:.1f}s   seed: {args.seed}   threads: {args.threads}")
+        print("isolation: " + (", ".join(result.isolation) if result.isolation else "none (a trusted library program, run in-process)"))
         print_scaling({"vote": result.vote, "trust": result.trust})
     else:
         print(f"no verified answer after {len(result.attempts)} attempt(s); check: not passed\nlast error: {result.error}")

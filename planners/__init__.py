@@ -10,16 +10,18 @@ Planners: the offline library planner, any OpenAI-compatible endpoint, or a loca
 from .cache import AttemptRecord, ProgramCache
 from .errors import PlannerError
 from .evaluate import EvalReport, evaluate
+from .jail import jail_layers
 from .lm_planner import LMPlanner
 from .load import load_planner
 from .openai_client import OpenAIChat
 from .plan import NoProgramFits, Plan, Planner
-from .sandbox import Limits, SandboxError
+from .sandbox import Limits, SandboxError, SandboxUnavailable
 from .solve import SolveResult, plan, solve, solve_async
 from .validate import ValidationError, validate_program
 
 __all__ = [
     "AttemptRecord", "EvalReport", "LMPlanner", "Limits", "NoProgramFits", "OpenAIChat", "Plan", "Planner",
-    "PlannerError", "ProgramCache", "SandboxError", "SolveResult", "ValidationError", "evaluate", "load_planner",
+    "PlannerError", "ProgramCache", "SandboxError", "SandboxUnavailable", "SolveResult", "ValidationError", "evaluate",
+    "jail_layers", "load_planner",
     "plan", "solve", "solve_async", "validate_program",
 ]

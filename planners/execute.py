@@ -2,7 +2,8 @@
 
 ``await run_plan(plan, task, settings)`` returns a `RunSummary` or raises `AttemptFailed`, whose
 ``kind`` says which stage failed (validation, program, memory, recursion, violation, timeout,
-crash, load, no_output) and whose message is feedback for the planner.
+crash, load, protocol, no_output, sandbox_unavailable) and whose message, clipped to a few
+thousand characters, is feedback for the planner.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from selfsteer.smc.scaling import ScalingOptions
 
 from .outcome import RunSummary, smc_extras, summarize
 from .plan import Plan
-from .sandbox import Limits, SandboxError, run_sandboxed
+from .report import clip
+from .sandbox import Limits, SandboxError, SandboxUnavailable, run_sandboxed
 from .validate import ValidationError, validate_program
 
 
@@ -25,7 +27,7 @@ class AttemptFailed(RuntimeError):
     """One attempt failed; ``kind`` names the stage and the message is feedback for the planner."""
 
     def __init__(self, kind: str, message: str, *, summary: RunSummary | None = None):
-        super().__init__(message)
+        super().__init__(clip(message))
         self.kind = kind
         self.summary = summary
 
@@ -41,6 +43,7 @@ class RunSettings:
     limits: Limits = field(default_factory=Limits)
     lm: LanguageModel | None = None  # a loaded follower for in-process (library) runs
     scaling: ScalingOptions = ScalingOptions()
+    allow_weak_sandbox: bool = False  # run planner-written code even where an isolation layer is missing
 
 
 _FOLLOWERS: dict[str | None, LanguageModel] = {}
@@ -80,9 +83,9 @@ async def run_library_plan(plan: Plan, task: str, settings: RunSettings) -> RunS
         result = await smc_async(model, settings.n_particles, seed=settings.seed, ess_threshold=settings.ess_threshold,
                                  max_steps=settings.limits.max_steps, time_limit=settings.limits.wall_s,
                                  **smc_extras(settings.scaling))
+        return summarize(result, time.monotonic() - started, settings.scaling)
     except (ProgramError, ValueError, TypeError) as e:
         raise AttemptFailed("program", f"{type(e).__name__}: {e}") from e
-    return summarize(result, time.monotonic() - started, settings.scaling)
 
 
 async def run_lm_plan(plan: Plan, task: str, settings: RunSettings) -> RunSummary:
@@ -94,7 +97,9 @@ async def run_lm_plan(plan: Plan, task: str, settings: RunSettings) -> RunSummar
     try:
         run = await run_sandboxed(program, task, follower=settings.follower, n_particles=settings.n_particles,
                                   seed=settings.seed, ess_threshold=settings.ess_threshold, limits=settings.limits,
-                                  scaling=settings.scaling.to_json())
+                                  scaling=settings.scaling.to_json(), allow_weak_sandbox=settings.allow_weak_sandbox)
+    except SandboxUnavailable as e:
+        raise AttemptFailed("sandbox_unavailable", str(e)) from e
     except SandboxError as e:
         raise AttemptFailed(e.kind, str(e)) from e
     return run.summary

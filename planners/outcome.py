@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,19 +17,24 @@ from selfsteer.smc import Result
 from selfsteer.smc.scaling import ScalingOptions, failed_step_fraction, vote
 from selfsteer.smc.scaling.trust_scores import response_text
 
+from .report import ReportError, check_json
+
 MAX_OUTPUT_CHARS = 4000
 MAX_POSTERIOR_ENTRIES = 20
 
 
 def clip_output(output: Any) -> Any:
-    """A JSON-able, size-capped form of one program output."""
+    """A JSON-able, size- and depth-capped form of one program output (a short repr otherwise)."""
     try:
-        json.dumps(output)
-    except (TypeError, ValueError):
-        output = repr(output)
-    if isinstance(output, str) and len(output) > MAX_OUTPUT_CHARS:
-        return output[:MAX_OUTPUT_CHARS] + "..."
-    return output
+        text = json.dumps(output)
+        if len(text) <= MAX_OUTPUT_CHARS:
+            check_json(json.loads(text), "the output")
+            return output
+    except (ReportError, TypeError, ValueError, RecursionError):
+        pass
+    if not isinstance(output, str):
+        output = reprlib.repr(output)
+    return output[:MAX_OUTPUT_CHARS] + "..." if len(output) > MAX_OUTPUT_CHARS else output
 
 
 @dataclass
@@ -47,6 +53,7 @@ class RunSummary:
     failed_step_fraction: float | None = None  # when the run was recorded
     vote: dict[str, Any] | None = None  # `Vote.to_dict()` when a vote was asked for
     deaths: dict[str, int] = field(default_factory=dict)  # `Result.deaths`: cause -> count, most frequent first
+    isolation: list[str] = field(default_factory=list)  # the sandbox layers in force (empty: in-process)
 
     @property
     def answer(self) -> Any:
@@ -87,7 +94,8 @@ class RunSummary:
             return "the run ran out of time before any particle finished; make each step do more work and end sooner"
         if self.deaths:
             causes = "; ".join(f"{n} x {cause}" for cause, n in list(self.deaths.items())[:3])
-            return (f"all {self.n_particles} particles died ({causes}); enforce the constraint during generation "
+            failed = f", {self.n_check_failed} of them finished but failed check()" if self.n_check_failed else ""
+            return (f"all {self.n_particles} particles died ({causes}){failed}; enforce the constraint during generation "
                     "(masks, condition), raise max_tokens if the budget killed them, and make check() match the task")
         if self.n_check_failed:
             return (f"all {self.n_particles} particles died: {self.n_check_failed} finished but failed check() and the "
@@ -107,6 +115,10 @@ def summarize(result: Result, time_s: float | None = None, scaling: ScalingOptio
     """Reduce an engine `Result` to a `RunSummary`; ``scaling.vote`` names an aggregator to apply and
     ``scaling.trust`` keeps the finished particles' texts (what a trust score needs)."""
     checks = result.check_passed
+    posterior = list(result.posterior.items())
+    if math.isnan(result.log_ml) or result.log_ml == math.inf or any(not math.isfinite(p) for _, p in posterior):
+        raise ValueError("the particles' weights are not finite numbers (a score, twist or observe of inf or NaN); "
+                         "every log-weight must be a finite number, or -inf to kill a particle")
     alive = [p for p in result.particles if p.finished and p.alive]
     fsf = failed_step_fraction(result.trace) if result.trace is not None and result.algorithm == "smc" else None
     return RunSummary(
@@ -116,7 +128,7 @@ def summarize(result: Result, time_s: float | None = None, scaling: ScalingOptio
         n_steps=result.n_steps,
         n_finished=sum(p.finished and p.alive for p in result.particles),
         n_check_failed=sum(c is False for c in checks),
-        posterior=[(clip_output(o), float(p)) for o, p in list(result.posterior.items())[:MAX_POSTERIOR_ENTRIES]],
+        posterior=[(clip_output(o), float(p)) for o, p in posterior[:MAX_POSTERIOR_ENTRIES]],
         time_s=float(result.timings.get("total_s", 0.0) if time_s is None else time_s),
         responses=[clip_output(response_text(p)) for p in alive] if scaling.trust else [],
         failed_step_fraction=fsf,

@@ -67,6 +67,7 @@ class SolveResult:
     seconds: float = 0.0
     vote: dict[str, Any] | None = None  # `Vote.to_dict()` when ``vote=`` was given
     trust: dict[str, Any] | None = None  # `TrustReport.to_dict()` when ``trust=True``
+    isolation: list[str] = field(default_factory=list)  # sandbox layers in force for the answer (empty: in-process)
 
     @property
     def error(self) -> str | None:
@@ -84,8 +85,24 @@ class SolveResult:
             "attempts": [{"number": a.number, "error_kind": a.error_kind, "error": a.error, "seconds": a.seconds,
                           "from_cache": a.from_cache} for a in self.attempts],
             "posterior": self.summary.to_dict()["posterior"] if self.summary else [],
-            "vote": self.vote, "trust": self.trust,
+            "vote": self.vote, "trust": self.trust, "isolation": self.isolation,
         }
+
+
+def _library_offers(plan: Plan, task: str, planner: Planner) -> bool:
+    """True unless ``plan`` is a library plan that the library would not make for ``task`` (same
+    program, same parameters): cached library plans run in-process, so they must be the library's own."""
+    if not plan.trusted:
+        return True
+    from .library import LibraryPlanner
+
+    library = planner if isinstance(planner, LibraryPlanner) else LibraryPlanner()
+    try:
+        offered = library.candidates(task)
+    except NoProgramFits:
+        return False
+    return any(cand.program.SPEC.name == plan.program_name and cand.program.__name__ == plan.class_name
+               and params == plan.params for cand, params in offered)
 
 
 def _quiet(stage: str, attempt: int, detail: str) -> None:
@@ -126,6 +143,7 @@ async def solve_async(
     explore_b0: float = 0.5,
     vote: str | None = None,
     trust: bool = False,
+    allow_weak_sandbox: bool = False,
 ) -> SolveResult:
     """`solve` from inside an event loop; see `solve`."""
     if not isinstance(task, str) or not task.strip():
@@ -136,7 +154,7 @@ async def solve_async(
     name, store, say = planner_name(planner), _cache_of(cache), progress or _quiet
     scaling = ScalingOptions(explore=explore, explore_b0=explore_b0, vote=vote, trust=trust)
     settings = RunSettings(follower=follower, n_particles=n_particles, seed=seed, limits=limits or Limits(), lm=lm,
-                           scaling=scaling)
+                           scaling=scaling, allow_weak_sandbox=allow_weak_sandbox)
     result = SolveResult(task=task, planner=name)
     started = time.monotonic()
 
@@ -160,7 +178,7 @@ async def solve_async(
                 summary=attempt.summary.to_dict() if attempt.summary else None, passed=attempt.error is None)
             try:
                 store.record(record)
-            except OSError as e:  # a full or read-only disk costs the record, not the answer
+            except (OSError, ValueError, TypeError, RecursionError) as e:  # costs the record, not the answer
                 warnings.warn(f"could not write to the program cache at {store.root}: {e}", stacklevel=2)
         return attempt
 
@@ -168,13 +186,17 @@ async def solve_async(
         return cached.to_plan()
 
     cached = store.latest_working(task, name) if (store is not None and reuse) else None
+    if cached is not None and not await asyncio.to_thread(_library_offers, cached.to_plan(), task, planner):
+        warnings.warn("the program cache holds a library plan that the library does not offer for this task; "
+                      "ignoring it", stacklevel=2)
+        cached = None
     tried: list[Attempt] = []
     if cached is not None:  # attempt 0: the cached program (it uses up none of the planner's attempts)
         say("cache", 0, "reusing the cached program")
         tried.append(await attempt_with(0, cached_plan, from_cache=True))
     feedback: str | None = None
     for number in range(1, attempts + 1):
-        if tried and (tried[-1].error is None or tried[-1].error_kind in ("no_program", "planner_fatal")):
+        if tried and (tried[-1].error is None or tried[-1].error_kind in ("no_program", "planner_fatal", "sandbox_unavailable")):
             break  # solved, or asking again cannot help
         if tried and tried[-1].number > 0 and tried[-1].error_kind != "planner":
             feedback = tried[-1].error  # the program's error; an unreachable planner teaches it nothing
@@ -185,7 +207,7 @@ async def solve_async(
         s = final.summary
         result.answer, result.weight, result.check_passed = s.answer, s.weight, s.check_passed
         result.attempt, result.from_cache, result.plan, result.summary = final.number, final.from_cache, final.plan, s
-        result.vote = s.vote
+        result.vote, result.isolation = s.vote, list(s.isolation)
         if scaling.trust:
             result.trust = (await asyncio.to_thread(trust_of_texts, s.responses, s.failed_step_fraction)).to_dict()
         say("done", final.number, "check passed")
@@ -210,6 +232,7 @@ def solve(
     explore_b0: float = 0.5,
     vote: str | None = None,
     trust: bool = False,
+    allow_weak_sandbox: bool = False,
 ) -> SolveResult:
     """Plan, run and verify ``task``; returns a `SolveResult` (see the module docstring).
 
@@ -229,11 +252,14 @@ def solve(
             exploration weight (0 = off) and its UCB offset, an aggregator ("majority",
             "confidence", "max_confidence", "likelihood"), and semantic isotropy of the
             responses with the failed-step fraction.
+        allow_weak_sandbox: False: planner-written programs are refused where the host lacks an
+            isolation layer; True: run them with what the host has, listed in
+            ``SolveResult.isolation``.
     """
     return run_sync(solve_async(
         task, planner=planner, n_particles=n_particles, follower=follower, lm=lm, attempts=attempts, seed=seed,
         limits=limits, cache=cache, reuse=reuse, progress=progress, explore=explore, explore_b0=explore_b0,
-        vote=vote, trust=trust,
+        vote=vote, trust=trust, allow_weak_sandbox=allow_weak_sandbox,
     ))
 
 

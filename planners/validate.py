@@ -8,10 +8,12 @@ program built from an allow-list:
   ``async def step(self)`` and ``def check(self, output)``.
 - Imports come from `allowed_imports()` (`selfsteer.planners.allowlist`); a module object is
   only ever used as ``module.name``.
-- Every name is defined by the program or is one of `SAFE_BUILTINS`: no ``open``, ``eval``,
+- Every name is defined where it is read (bindings are resolved per scope, as Python does; an
+  import alias is a binding like any other) or is one of `SAFE_BUILTINS`: no ``open``, ``eval``,
   ``exec``, ``getattr``, ``type``, ``globals``... No ``__dunder__`` names or attributes (except
   ``super().__init__``), no ``_private`` attributes of anything but ``self``, none of the
-  introspection or I/O attributes in `DENIED_ATTRIBUTES`, and the LM only as ``lm.<one of
+  introspection or I/O attributes in `DENIED_ATTRIBUTES` (the same rules hold for the attributes a
+  ``match`` class pattern reads, ``case Cls(attr=...)``), and the LM only as ``lm.<one of
   LM_ATTRIBUTES>``. No ``global``/``nonlocal``, no bare ``except:``, no ``str.format`` on
   anything but a literal with plain fields.
 
@@ -95,78 +97,123 @@ def _plain_format_fields(template: str) -> bool:
     return True
 
 
+def _attribute_problem(attr: str, *, on_self: bool) -> str | None:
+    """Why reading ``.attr`` is not allowed (None if it is): dunders, others' privates, introspection."""
+    if _is_dunder(attr) or attr.startswith("__"):
+        return f"the attribute `{attr}` is not allowed: no __dunder__ attributes (only `super().__init__`)"
+    if attr.startswith("_") and not on_self:
+        return f"the private attribute `.{attr}` is not allowed; only your own `self._name` attributes may start with `_`"
+    if attr in DENIED_ATTRIBUTES:
+        return f"the attribute `.{attr}` is not allowed (introspection, raw memory or file I/O)"
+    return None
+
+
+SCOPES = (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef,
+          ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+FUNCTION_SCOPES = (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
 class _Checker(ast.NodeVisitor):
     def __init__(self) -> None:
         self.problems: list[tuple[int, str]] = []
         self.parents: dict[ast.AST, ast.AST] = {}
-        self.bound: set[str] = set()
-        self.module_aliases: dict[str, str] = {}
+        self.scopes: dict[ast.AST, dict[str, str]] = {}  # scope node -> {name: "module" | "value"}
         self.lm_names: set[str] = {"lm"}
+        self.imported: dict[str, str] = {}  # alias -> module, for every `import module [as alias]`
 
     def add(self, node: ast.AST | None, message: str) -> None:
         line = getattr(node, "lineno", None)
         self.problems.append((line or 0, f"line {line}: {message}" if line else message))
 
-    # ----- names ------------------------------------------------------------------------------
+    # ----- names (bound per scope, as Python resolves them) -----------------------------------
+    def scope_of(self, node: ast.AST, kinds: tuple[type, ...] = SCOPES) -> ast.AST:
+        """The nearest enclosing scope of ``node`` (not ``node`` itself)."""
+        parent = self.parents.get(node)
+        while parent is not None and not isinstance(parent, kinds):
+            parent = self.parents.get(parent)
+        return parent
+
     def collect_bindings(self, tree: ast.Module) -> None:
         for node in ast.walk(tree):
             for child in ast.iter_child_nodes(node):
                 self.parents[child] = node
+        for node in ast.walk(tree):
             if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-                self.bind(node, node.id)
+                walrus = isinstance(self.parents.get(node), ast.NamedExpr)
+                self.bind(node, node.id, self.scope_of(node, FUNCTION_SCOPES + (ast.ClassDef,) if walrus else SCOPES))
             elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                self.bind(node, node.name)
+                self.bind(node, node.name, self.scope_of(node))
             elif isinstance(node, ast.arg):
-                self.bind(node, node.arg)
+                self.bind(node, node.arg, self.scope_of(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
             elif isinstance(node, ast.ExceptHandler) and node.name:
-                self.bind(node, node.name)
+                self.bind(node, node.name, self.scope_of(node))
             elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
-                self.bind(node, node.name)
+                self.bind(node, node.name, self.scope_of(node))
+            elif isinstance(node, ast.MatchMapping) and node.rest:
+                self.bind(node, node.rest, self.scope_of(node))
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 for alias in node.names:
                     if alias.name != "*":
-                        self.bound.add(alias.asname or alias.name.split(".")[0])
+                        kind = "module" if isinstance(node, ast.Import) else "value"
+                        self.bind(node, alias.asname or alias.name.split(".")[0], self.scope_of(node), kind)
 
-    def bind(self, node: ast.AST, name: str) -> None:
+    def bind(self, node: ast.AST, name: str, scope: ast.AST, kind: str = "value") -> None:
         if _is_dunder(name) and not (isinstance(node, ast.FunctionDef) and name in ALLOWED_DUNDER_METHODS):
             self.add(node, f"the name `{name}` is not allowed: no __dunder__ names")
         elif name in FORBIDDEN_BUILTINS:
             self.add(node, f"do not rebind the builtin name `{name}`; choose another name")
-        self.bound.add(name)
+        names = self.scopes.setdefault(scope, {})
+        if names.get(name) != "module":  # bound as a module anywhere in a scope: treated as a module
+            names[name] = kind
+
+    def resolve(self, node: ast.Name) -> str | None:
+        """How ``node``'s name is bound where it is read: "module", "value", or None (unbound)."""
+        scope, nearest = self.scope_of(node), True
+        while scope is not None:
+            if not isinstance(scope, ast.ClassDef) or nearest:  # a class body is not visible to its methods
+                kind = self.scopes.get(scope, {}).get(node.id)
+                if kind is not None:
+                    return kind
+            scope, nearest = self.scope_of(scope), False
+        return None
 
     def visit_Name(self, node: ast.Name) -> None:
         if not isinstance(node.ctx, ast.Load):
             return
-        name = node.id
+        name, kind = node.id, self.resolve(node)
         if _is_dunder(name):
             self.add(node, f"the name `{name}` is not allowed: no __dunder__ names")
-        elif name in self.module_aliases:
+        elif kind == "module":
             parent = self.parents.get(node)
             if not (isinstance(parent, ast.Attribute) and parent.value is node):
                 self.add(node, f"use the module `{name}` only as `{name}.<name>`; it cannot be stored or passed")
-        elif name in FORBIDDEN_BUILTINS and name not in self.bound:
+        elif kind is None and name in FORBIDDEN_BUILTINS:
             self.add(node, f"`{name}` is not available to programs (no file, process, eval or introspection builtins)")
-        elif name not in self.bound and name not in SAFE_BUILTINS:
+        elif kind is None and name not in SAFE_BUILTINS:
             self.add(node, f"the name `{name}` is not defined; import it from an allowed module or define it")
         if name in self.lm_names:
             self.check_lm_use(node)
 
+    def visit_MatchClass(self, node: ast.MatchClass) -> None:
+        """``case Cls(attr=pattern)`` reads ``attr``: the same rules as ``obj.attr``."""
+        for attr in node.kwd_attrs:
+            problem = _attribute_problem(attr, on_self=False)
+            if problem or attr == "lm":
+                self.add(node, problem or "match patterns may not read the LM; use `self.lm.<name>`")
+        self.generic_visit(node)
+
     # ----- attributes -------------------------------------------------------------------------
     def visit_Attribute(self, node: ast.Attribute) -> None:
         attr, value = node.attr, node.value
-        if _is_dunder(attr):
-            is_super_init = (
-                attr == "__init__" and isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
-                and value.func.id == "super"
-            )
-            if not is_super_init:
-                self.add(node, f"the attribute `{attr}` is not allowed: no __dunder__ attributes (only `super().__init__`)")
-        elif attr.startswith("_") and not (isinstance(value, ast.Name) and value.id == "self"):
-            self.add(node, f"the private attribute `.{attr}` is not allowed; only your own `self._name` attributes may start with `_`")
-        elif attr in DENIED_ATTRIBUTES:
-            self.add(node, f"the attribute `.{attr}` is not allowed (introspection, raw memory or file I/O)")
-        if isinstance(value, ast.Name) and value.id in self.module_aliases:
-            module = self.module_aliases[value.id]
+        is_super_init = (
+            attr == "__init__" and isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
+            and value.func.id == "super"
+        )
+        problem = None if is_super_init else _attribute_problem(attr, on_self=isinstance(value, ast.Name) and value.id == "self")
+        if problem:
+            self.add(node, problem)
+        module = self.module_of(value)
+        if module is not None:
             if attr not in allowed_imports()[module]:
                 self.add(node, f"`{value.id}.{attr}` is not allowed; from {module} use: {', '.join(sorted(allowed_imports()[module]))}")
         if attr == "lm":
@@ -193,13 +240,21 @@ class _Checker(ast.NodeVisitor):
         self.add(node, "use the LM only as `self.lm.<masks|vocab|encode|decode|...>` or pass it to `super().__init__`")
 
     # ----- imports ----------------------------------------------------------------------------
+    def module_of(self, value: ast.expr) -> str | None:
+        """The allowed module a bare name refers to where it is read (None if not a module)."""
+        if not (isinstance(value, ast.Name) and self.resolve(value) == "module"):
+            return None
+        return self.imported.get(value.id)
+
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
             if alias.name not in allowed_imports() or "." in alias.name:
                 hint = " (write `from selfsteer.smc import TextModel`)" if alias.name.startswith("selfsteer") else ""
                 self.add(node, f"importing `{alias.name}` is not allowed{hint}; allowed modules: {', '.join(sorted(allowed_imports()))}")
                 continue
-            self.module_aliases[alias.asname or alias.name] = alias.name
+            name = alias.asname or alias.name
+            if self.imported.setdefault(name, alias.name) != alias.name:
+                self.add(node, f"`{name}` names two different modules; import each under its own name")
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         module = node.module or ""

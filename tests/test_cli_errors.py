@@ -39,7 +39,7 @@ BAD_PROGRAMS = {
     "syntax.py": ("from selfsteer.smc import Model\nclass P(Model)\n    pass\n", "syntax.py has a syntax error (syntax.py, line 2)"),
     "raises.py": ("from selfsteer.smc import Model\nclass P(Model):\n    async def step(self):\n"
                   "        raise ValueError('boom')\nmodel = P()\n",
-                  "P.step() raised ValueError: boom (raises.py, line 4); fix the program"),
+                  "P.step() raised ValueError: boom (at raises.py:4: raise ValueError('boom')); fix the program"),
     "import_error.py": ("import not_a_module_anywhere\n", "raised ModuleNotFoundError while loading (import_error.py, line 1)"),
     "no_model.py": ("x = 1\n", "defines neither make_model(lm) nor a `model` instance"),
 }

@@ -4,6 +4,7 @@ half-written record behind."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,8 +12,13 @@ import textwrap
 import threading
 import time
 
+import pytest
+
 from selfsteer.planners.cache import AttemptRecord, ProgramCache
+from selfsteer.planners.outcome import RunSummary
 from selfsteer.planners.plan import Plan
+
+SUMMARY = RunSummary("completed", -1.5, 2, 3, 2, 0, [("a dog", 1.0)]).to_dict()
 
 WRITER = textwrap.dedent("""
     import sys
@@ -30,7 +36,7 @@ def test_record_roundtrip_and_latest_working(tmp_path):
     plan = Plan(source="class P: pass", class_name="P", origin="lm", prompt=[{"role": "user", "content": "t"}], completion="c")
     cache.record(AttemptRecord(task="t", planner="p", attempt=1, plan=plan.to_dict(), error="boom", error_kind="program"))
     assert cache.latest_working("t", "p") is None
-    cache.record(AttemptRecord(task="t", planner="p", attempt=2, plan=plan.to_dict(), summary={"status": "completed"}, passed=True))
+    cache.record(AttemptRecord(task="t", planner="p", attempt=2, plan=plan.to_dict(), summary=SUMMARY, passed=True))
     records = cache.attempts("t", "p")
     assert [r.attempt for r in records] == [1, 2]
     best = cache.latest_working("t", "p")
@@ -79,3 +85,42 @@ def test_writer_killed_mid_write_leaves_only_whole_records(tmp_path):
     assert [r.attempt for r in records] == list(range(len(records)))
     leftovers = list(folder.glob(".tmp-*"))
     assert len(leftovers) <= 1  # the interrupted write, hidden from readers
+
+
+GOOD_RECORD = {"task": "t", "planner": "p", "attempt": 1, "plan": None, "error": None, "error_kind": None,
+               "summary": SUMMARY, "passed": True, "created": 1.0}
+LM_PLAN = Plan(source="class P: pass", class_name="P").to_dict()
+
+
+def _bad(path):
+    """Each bad record, written under ``path`` (a record file name) in its own way."""
+    return {
+        "a JSON list": lambda: path.write_text("[1, 2]"),
+        "task is a number": lambda: path.write_text(json.dumps({**GOOD_RECORD, "task": 7})),
+        "unknown origin": lambda: path.write_text(json.dumps({**GOOD_RECORD, "plan": {**LM_PLAN, "origin": "root"}})),
+        "passed is a string": lambda: path.write_text(json.dumps({**GOOD_RECORD, "passed": "yes"})),
+        "NaN probability": lambda: path.write_text(json.dumps({**GOOD_RECORD, "summary": {**SUMMARY, "posterior": [["a", float("nan")]]}})),
+        "deeply nested": lambda: path.write_text(json.dumps({**GOOD_RECORD, "error_kind": None}) [:-1] + ', "x": ' + "[" * 100000 + "]" * 100000 + "}"),
+        "a FIFO": lambda: os.mkfifo(path),
+        "a symlink": lambda: path.symlink_to("/etc/hostname"),
+        "300 MB": lambda: os.truncate(path.write_text("{") and path, 300 << 20),
+        "broken JSON": lambda: path.write_text('{"task": '),
+    }
+
+
+@pytest.mark.parametrize("name", list(_bad(None)))
+def test_bad_records_are_skipped_with_a_warning(tmp_path, name):
+    cache = ProgramCache(tmp_path)
+    cache.record(AttemptRecord(**{**GOOD_RECORD, "attempt": 0}))
+    folder = cache.directory("t", "p")
+    _bad(folder / "00000000000000000001-1-bad.json")[name]()
+    started = time.monotonic()
+    with pytest.warns(UserWarning, match="skipping the program cache record .*bad.json"):
+        records = cache.attempts("t", "p")
+    assert [r.attempt for r in records] == [0] and time.monotonic() - started < 5
+
+
+def test_huge_errors_in_records_are_clipped_on_read(tmp_path):
+    cache = ProgramCache(tmp_path)
+    cache.record(AttemptRecord(**{**GOOD_RECORD, "error": "x" * 1_000_000, "passed": False}))
+    assert len(cache.attempts("t", "p")[0].error) < 2100

@@ -24,6 +24,7 @@ def test_solve_prints_answer_weight_and_check(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert code == 0
     assert "posterior weight: " in out and "check: passed" in out and "attempt 2" in out
+    assert "isolation: process, wall-clock, step-cap, validator, restricted-builtins, user-namespace" in out
     assert "[attempt 1] failed: program: ZeroDivisionError" in err and "[attempt 2] check passed" in err
 
 

@@ -201,3 +201,20 @@ def test_concurrent_planning_threads_leave_model_loading_intact():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert "device cpu" in out.stdout, out.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_cached_library_plans_must_be_what_the_library_offers(tmp_path):
+    # A library plan runs in-process, so one read from the cache (a file anyone could have
+    # written) is reused only if the library itself makes that very plan for the task.
+    from selfsteer.planners.library import LibraryPlanner
+    from selfsteer.planners.solve import _library_offers
+
+    task = "Write a product code that matches the regular expression `[A-Z]{3}-[0-9]{4}`."
+    library = LibraryPlanner()
+    real = library.plan(task)
+    forged = Plan(**{**real.to_dict(), "params": {**real.params, "pattern": "(a+)+$"}})
+    renamed = Plan(**{**real.to_dict(), "program_name": "no_such_program"})
+    assert _library_offers(real, task, library)
+    assert not _library_offers(forged, task, library) and not _library_offers(renamed, task, library)
+    assert _library_offers(Plan(source="x", class_name="P"), task, library)  # LM plans are re-validated instead

@@ -110,6 +110,21 @@ ATTACKS = [
     ("wrong base", program("pass").replace("class P(TextModel)", "class P(object)"), "must derive from TextModel"),
     ("metaclass", program("pass").replace("class P(TextModel)", "class P(TextModel, metaclass=M)"), "class keywords"),
     ("dunder method", program("pass").replace("    def check(self", "    def __getattr__(self, name):\n        return 1\n\n    def check(self"), "`__getattr__` is not allowed"),
+    ("match keyword reads a dunder", program("match self:\n    case TextModel(__reduce_ex__=r):\n        pass"),
+     "the attribute `__reduce_ex__` is not allowed"),
+    ("match keyword reads a frame", program("g = (i for i in [1])\nmatch g:\n    case Bernoulli(gi_frame=f):\n        pass",
+                                           top="from selfsteer.smc import Bernoulli"), "`.gi_frame` is not allowed"),
+    ("match keyword reads a private", program("match self:\n    case TextModel(_handle=h):\n        pass"), "private attribute `._handle`"),
+    ("match keyword captures the LM", program("match self:\n    case TextModel(lm=m):\n        pass"), "match patterns may not read the LM"),
+    ("import alias binds __builtins__", program("pass", top="import asyncio as __builtins__"), "the name `__builtins__` is not allowed"),
+    ("import alias binds a builtin", program("pass", top="from re import compile as open"), "do not rebind the builtin name `open`"),
+    ("module alias in another scope", program("m = x", top="def f():\n    import re as x\n    return x.compile"),
+     "the name `x` is not defined"),
+    ("parameter does not define a name elsewhere", program("y = eval", top="def f(eval2):\n    return eval2"),
+     "`eval` is not available"),
+    ("method cannot see class-body names", program("self.finish(LIMIT)").replace('    """Strategy: test."""\n',
+     '    """Strategy: test."""\n    LIMIT = 3\n'), "the name `LIMIT` is not defined"),
+    ("mangled private attribute", program("x = self.__secret"), "the attribute `__secret` is not allowed"),
     ("syntax error", "class P(TextModel:\n    pass\n", "syntax error"),
     ("empty completion", "", "holds no program"),
     ("huge completion", "x = 1\n" * 20_000, "characters long"),
@@ -129,6 +144,12 @@ def test_messages_carry_line_numbers_in_order():
         validate_program(src)
     lines = [int(p.split(":")[0].removeprefix("line ")) for p in info.value.problems if p.startswith("line ")]
     assert lines == sorted(lines) and len(lines) >= 3
+
+
+def test_scopes_resolve_like_python():
+    src = program("self.finish(str(helper(2)) + str([k for k in range(2)]) + str((z := 3)))",
+                  top="import math\n\n\ndef helper(n):\n    total = n\n    for i in range(n):\n        total += math.floor(i)\n    return total")
+    assert validate_program(src).class_name == "P"
 
 
 def test_plain_format_and_fstrings_are_fine():
