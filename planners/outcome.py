@@ -18,6 +18,7 @@ from selfsteer.smc.scaling.trust import response_text
 
 MAX_OUTPUT_CHARS = 4000
 MAX_POSTERIOR_ENTRIES = 20
+MAX_REJECTED_SAMPLES = 3
 
 
 def clip_output(output: Any) -> Any:
@@ -46,6 +47,7 @@ class RunSummary:
     responses: list[str] = field(default_factory=list)  # finished, live particles' texts (for trust)
     failed_step_fraction: float | None = None  # when the run was recorded
     vote: dict[str, Any] | None = None  # `Vote.to_dict()` when a vote was asked for
+    rejected: list[Any] = field(default_factory=list)  # a few distinct finished outputs that failed check()
 
     @property
     def answer(self) -> Any:
@@ -85,9 +87,10 @@ class RunSummary:
         if self.status == "timeout":
             return "the run ran out of time before any particle finished; make each step do more work and end sooner"
         if self.n_check_failed:
+            samples = "".join(f"\n  {o!r}" for o in self.rejected)
             return (f"all {self.n_particles} particles died: {self.n_check_failed} finished but failed check() and the "
                     "rest died on a condition; enforce the constraint during generation (masks, condition) and make sure "
-                    "check() matches the task")
+                    "check() matches the task" + (f". Outputs that check() returned False for:{samples}" if samples else ""))
         return (f"all {self.n_particles} particles died before finishing (a condition was always False, a mask "
                 "allowed nothing, or max_tokens was too small); relax the constraint or raise max_tokens")
 
@@ -107,6 +110,10 @@ def summarize(result: Result, time_s: float | None = None, vote: str | None = No
     ``responses`` keeps the finished particles' texts (what a trust score needs)."""
     checks = result.check_passed
     alive = [p for p in result.particles if p.finished and p.alive]
+    rejected: list[Any] = []
+    for p, passed in zip(result.particles, checks, strict=True):
+        if passed is False and len(rejected) < MAX_REJECTED_SAMPLES and clip_output(p.output) not in rejected:
+            rejected.append(clip_output(p.output))
     fsf = failed_step_fraction(result.trace) if result.trace is not None and result.algorithm == "smc" else None
     return RunSummary(
         status=str(result.status),
@@ -120,4 +127,5 @@ def summarize(result: Result, time_s: float | None = None, vote: str | None = No
         responses=[clip_output(response_text(p)) for p in alive] if responses else [],
         failed_step_fraction=fsf,
         vote=result.vote(vote).to_dict() if vote else None,
+        rejected=rejected,
     )

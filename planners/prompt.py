@@ -282,6 +282,5 @@ def build_messages(
         if previous:
             messages.append({"role": "assistant", "content": previous})
         messages.append({"role": "user", "content": (
-            f"That program failed:\n{feedback}\n\nFix the problem and answer with the whole corrected program "
-            "in one ```python block.")})
+            f"{feedback}\n\nFix the problem and answer with the whole corrected program in one ```python block.")})
     return messages
