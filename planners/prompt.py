@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
 import inspect
@@ -39,6 +40,7 @@ from selfsteer.smc.lm.vocab import TokenMask, TokenMasks
 
 from .allowlist import LM_ATTRIBUTES, SAFE_BUILTINS, allowed_imports
 from .examples import Example, pick_examples
+from .validate import parse_python
 
 TEXT_HELPERS = ("next_token", "next_word", "extend", "extend_with", "end", "hint")
 PRIMITIVES = ("sample", "observe", "condition", "score", "twist", "finish", "check")
@@ -172,8 +174,9 @@ def _constant_doc(name: str, value) -> str:
     return f"{name} = {shown}"
 
 
-def _library_section() -> str:
-    """Every name a program may import from the library, documented where it is defined."""
+def _library_section(only: frozenset[str] | None = None) -> str:
+    """Every name a program may import from the library (or those in ``only``), documented where
+    it is defined."""
     imports = allowed_imports()
     modules = [m for m in imports if m.startswith(LIBRARY_PACKAGE + ".")]
     if not modules:
@@ -185,6 +188,8 @@ def _library_section() -> str:
         entries = []
         for name in sorted(imports[module_name], key=lambda n: list(vars(module)).index(n)):
             value = getattr(module, name)
+            if only is not None and name not in only:
+                continue
             if callable(value) and getattr(value, "__module__", None) == module_name:
                 entries.append(_class_doc(value) if isinstance(value, type) else f"{_signature(value, name)}\n    {_doc(value)}")
             elif not callable(value) and name not in UNDOCUMENTED_CONSTANTS:
@@ -196,8 +201,9 @@ def _library_section() -> str:
     return "\n\n".join(p for p in parts if p)
 
 
-def api_reference() -> str:
-    """The program API, written from the live docstrings and signatures."""
+def api_reference(library: frozenset[str] | None = None) -> str:
+    """The program API, written from the live docstrings and signatures (of the library, only the
+    names in ``library`` when given)."""
     parts = [
         "## Programs and their weights",
         inspect.getdoc(model_module) or "",
@@ -221,7 +227,7 @@ def api_reference() -> str:
         "## Distributions (for self.sample / self.observe)",
         *(f"{_signature(c.__init__, c.__name__).split(' ', 1)[1].replace('(self, ', '(')}: {inspect.getdoc(c)}"
           for c in (Bernoulli, Categorical, Geometric)),
-        _library_section(),
+        _library_section(library),
     ]
     return "\n\n".join(p for p in parts if p)
 
@@ -243,8 +249,20 @@ def rules() -> str:
     )
 
 
-def system_prompt() -> str:
-    return "\n\n".join([INTRO, api_reference(), rules(), GUIDANCE, OUTPUT_CONTRACT])
+def system_prompt(library: frozenset[str] | None = None) -> str:
+    """The system message; ``library`` limits the library reference to those names (compact)."""
+    return "\n\n".join([INTRO, api_reference(library), rules(), GUIDANCE, OUTPUT_CONTRACT])
+
+
+def library_names_used(examples: Sequence[Example]) -> frozenset[str]:
+    """The library names the examples import, and the prose token classes they reach through
+    ``self.tokens``: what a compact prompt must document for them."""
+    names = {"ProseTokens"}
+    for ex in examples:
+        for node in ast.walk(parse_python(ex.source)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(LIBRARY_PACKAGE):
+                names |= {a.name for a in node.names}
+    return frozenset(names)
 
 
 def task_message(task: str) -> str:
@@ -264,16 +282,19 @@ def build_messages(
     exclude_family: str | None = None,
     examples: Sequence[Example] | None = None,
     n_examples: int = 3,
+    compact: bool = False,
 ) -> list[dict]:
     """Chat messages asking for a program for ``task`` (see the module docstring).
 
     ``examples`` overrides the few-shot examples (default: `pick_examples` with
     ``exclude_family``); ``feedback`` is the previous attempt's error and ``previous`` its
-    completion.
+    completion. ``compact`` documents only the library names the examples use (a shorter
+    prompt for small local planners).
     """
     if examples is None:
         examples = pick_examples(task, exclude_family=exclude_family, k=n_examples)
-    messages = [{"role": "system", "content": system_prompt()}]
+    library = library_names_used(examples) if compact else None
+    messages = [{"role": "system", "content": system_prompt(library)}]
     for ex in examples:
         messages.append({"role": "user", "content": task_message(ex.task)})
         messages.append({"role": "assistant", "content": fenced(ex.source)})

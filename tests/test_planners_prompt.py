@@ -233,3 +233,13 @@ def test_json_schema_steers_the_structure_token_by_token_and_checks_bounds_at_th
             assert not _viable_prefix(JsonSchema(json.loads(schema)), dead_prefix), keyword
     bounded = JsonSchema({"type": "object", "properties": {"n": {"type": "integer", "maximum": 3}}})
     assert _viable_prefix(bounded, '{"n": 7') and not _full_match(bounded, '{"n": 7}')  # a bound: only at the end
+
+
+def test_a_compact_prompt_still_documents_every_name_its_examples_use():
+    examples = [ex for ex in all_examples() if ex.program in ("paragraph_last_words", "json_schema")]
+    compact = build_messages("Write a haiku.", examples=examples, compact=True)[0]["content"]
+    assert len(compact) < 0.9 * len(system_prompt())
+    reference = compact[: compact.index("## Rules")]
+    for ex in examples:
+        assert all(documented(n, reference) for n in used_library_names(ex.source)), ex.program
+    assert "def clock(" not in reference  # a helper no example uses is left out
