@@ -166,3 +166,22 @@ def test_feedback_quotes_only_the_lines_the_error_does_not_quote_already():
     assert quote_lines("boom (in step(), line 3: `c = 3`)", source) == ""
     text = attempt_feedback("program", "ValueError: x (in step(), line 1: `a = 1`)", source)
     assert text.startswith("The program failed: it raised an error while running.") and "lines named" not in text
+
+
+def test_recorded_capable_completions_validate_and_replay_in_order():
+    import json
+
+    from benchmarks.planner_paths import COMPLETIONS, replay
+    from selfsteer.planners.validate import validate_program
+
+    recorded = {r["id"]: r["completions"] for r in map(json.loads, COMPLETIONS.read_text().splitlines())}
+    for completions in recorded.values():
+        for completion in completions:
+            validate_program(extract_program(completion))
+    tasks = {"a": "Write a poem.", "b": "Write a sentence."}
+    with ScriptedChatServer(replay({"a": ["A1", "A2"], "b": ["B1"]}, tasks)) as server:
+        planner = load_planner("openai", base_url=server.url, model="m", examples=[])
+        assert planner.chat(planner.messages("Write a sentence.")) == "B1"
+        assert planner.plan("Write a poem.").completion == "A1"
+        assert planner.plan("Write a poem.", feedback="boom").completion == "A2"
+        assert planner.plan("Write a poem.", feedback="boom").completion == "A2"  # the last one repeats
