@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from selfsteer.smc import LanguageModel, LMContext, load_lm
+from selfsteer.smc import LanguageModel, LMContext, load_lm, smc_async
 from selfsteer.smc.lm.loading import cache_dir
 
 from .download import download_qwen_coder, require_qwen_coder
@@ -101,19 +101,25 @@ class LocalChat:
     ``temperature`` tempers the LM (low: close to greedy); ``seed`` fixes the sequence of
     completions (each call draws from its own stream, so a retry is a fresh sample rather than a
     replay); ``kv_dir`` keeps the static prompt parts' keys and values on disk (None: memory only).
+    ``grammar`` writes the program under `program_grammar` with SMC (``grammar_particles``
+    particles; see `selfsteer.planners.program_grammar`): every completion it returns parses and
+    validates, or is empty when no particle finished a valid program.
     After each call ``last_stats`` holds ``prefill_tokens`` (prompt tokens this call computed),
     ``prefill_s``, ``tokens``
     (generated), ``seconds`` (generating) and ``tokens_per_s``.
     """
 
     def __init__(self, lm: LanguageModel, *, max_new_tokens: int = 1024, temperature: float = 0.2,
-                 seed: int | None = 0, progress: bool = True, kv_dir: Path | str | None = None):
+                 seed: int | None = 0, progress: bool = True, kv_dir: Path | str | None = None,
+                 grammar: bool = False, grammar_particles: int = 4):
         self.lm = lm
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.seed = seed
         self.progress = progress
         self.store = PrefixStore(kv_dir) if kv_dir is not None else None
+        self.grammar = grammar
+        self.grammar_particles = grammar_particles
         self.last_stats: dict[str, float] = {}
         self.n_calls = 0
         self._primed: set[tuple[int, ...]] = set()
@@ -162,6 +168,8 @@ class LocalChat:
         prefilled += ctx.n_prompt - static
         prefill_s = time.monotonic() - started
         self.n_calls += 1
+        if self.grammar:
+            return await self._constrained(messages, prefilled, prefill_s)
         rng = np.random.default_rng(None if self.seed is None else [self.seed, self.n_calls])
         text, n_tokens, started = "", 0, time.monotonic()
         with tqdm(total=self.max_new_tokens, desc="planner LM", unit="tok", disable=not self.progress, leave=False) as bar:
@@ -178,6 +186,20 @@ class LocalChat:
         self.last_stats = {"prefill_tokens": prefilled, "prefill_s": prefill_s, "tokens": n_tokens, "seconds": seconds,
                            "tokens_per_s": n_tokens / max(seconds, 1e-9)}
         return text
+
+    async def _constrained(self, messages: list[dict], prefilled: int, prefill_s: float) -> str:
+        """A program written under the program grammar, fenced ("" when none finished valid)."""
+        from .program_grammar import ProgramWriter
+
+        started = time.monotonic()
+        writer = ProgramWriter(self.lm, self.prompt(messages), max_tokens=self.max_new_tokens)
+        result = await smc_async(writer, self.grammar_particles, seed=None if self.seed is None else self.seed + self.n_calls)
+        program = next(iter(result.posterior), None)
+        seconds = time.monotonic() - started
+        n_tokens = result.n_steps * self.grammar_particles
+        self.last_stats = {"prefill_tokens": prefilled, "prefill_s": prefill_s, "tokens": n_tokens, "seconds": seconds,
+                           "tokens_per_s": n_tokens / max(seconds, 1e-9)}
+        return f"```python\n{program.rstrip()}\n```" if program else ""
 
     def __call__(self, messages: list[dict]) -> str:
         with self._lock:
