@@ -147,17 +147,16 @@ class LocalChat:
     async def prime(self, messages: list[dict]) -> tuple[int, int]:
         """Feed the static parts not yet cached (from disk when stored); returns the tokens this
         prefilled and the length of the longest static part."""
-        prefilled, statics = 0, self.static_prefixes(messages)
-        for ids in statics:
+        prefilled, cached, statics = 0, 0, self.static_prefixes(messages)
+        for ids in statics:  # each extends the one before it
             key = tuple(ids)
-            if key in self._primed:
-                continue
-            if self.store is None or not self.store.load(self.lm, ids):
+            if key not in self._primed and (self.store is None or not self.store.load(self.lm, ids)):
                 await LMContext(self.lm, ids).next_logprobs()
-                prefilled += len(ids)
+                prefilled += len(ids) - cached
                 if self.store is not None:
                     self.store.save(self.lm, ids)
             self._primed.add(key)
+            cached = len(ids)
         return prefilled, len(statics[-1]) if statics else 0
 
     async def generate(self, messages: list[dict]) -> str:

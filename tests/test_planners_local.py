@@ -59,3 +59,15 @@ def test_static_prompt_parts_are_prefilled_once_and_kept_on_disk(lm, tmp_path):
     lm.prompt_cache.clear()
     recomputed = asyncio.run(LMContext(lm, second).next_logprobs())
     assert np.allclose(from_disk, recomputed, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_a_prompt_with_examples_counts_each_static_token_once(lm):
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Task: a."},
+                {"role": "assistant", "content": "```python\npass\n```"}, {"role": "user", "content": "Task: b."}]
+    lm.prompt_cache.clear()
+    chat = LocalChat(lm, max_new_tokens=1, progress=False)
+    system, through_example = chat.static_prefixes(messages)
+    assert len(system) < len(through_example) and through_example[: len(system)] == system
+    chat(messages)
+    assert chat.last_stats["prefill_tokens"] == len(lm.prompt_ids(messages))
