@@ -54,9 +54,9 @@ def main() -> None:
         for task in TASKS[: args.tasks]:
             t0 = time.monotonic()
             completion = chat(planner.messages(task))
-            rows.append({"grammar": grammar, "task": task, "seconds": time.monotonic() - t0,
+            rows.append({"grammar": grammar, "task": task, **chat.last_stats, "total_s": time.monotonic() - t0,
                          "validation": verdict(completion) if completion else "no program finished",
-                         "completion": completion, **chat.last_stats})
+                         "completion": completion})
             print(json.dumps({k: v for k, v in rows[-1].items() if k != "completion"}), flush=True)
     totals = {str(g): {"valid": sum(r["validation"] == "valid" for r in rows if r["grammar"] == g),
                        "tasks": sum(r["grammar"] == g for r in rows)} for g in (False, True)}
