@@ -56,6 +56,7 @@ class LMPlanner:
         exclude_family: leave this library family out of the few-shot examples (evaluation).
         examples: fixed few-shot examples instead of the library's.
         n_examples: how many library examples to show.
+        compact: document only the library names the examples use (see `build_messages`).
     """
 
     def __init__(
@@ -66,18 +67,21 @@ class LMPlanner:
         exclude_family: str | None = None,
         examples: Sequence[Example] | None = None,
         n_examples: int = 3,
+        compact: bool = False,
     ):
         self.chat = chat
         self.name = name
         self.exclude_family = exclude_family
         self.examples = examples
         self.n_examples = n_examples
+        self.compact = compact
         self._last: dict[str, str] = {}
 
     def messages(self, task: str, *, feedback: str | None = None) -> list[dict]:
         return build_messages(
             task, feedback=feedback, previous=self._last.get(task) if feedback else None,
             exclude_family=self.exclude_family, examples=self.examples, n_examples=self.n_examples,
+            compact=self.compact,
         )
 
     def plan(self, task: str, *, feedback: str | None = None) -> Plan:

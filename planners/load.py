@@ -66,7 +66,7 @@ def load_planner(
     if name == "qwen-coder":
         from .local import qwen_coder_chat
 
-        return LMPlanner(qwen_coder_chat(download=download, **options), name="qwen-coder", **fewshot)
+        return LMPlanner(qwen_coder_chat(download=download, **options), name="qwen-coder", compact=True, **fewshot)
     if name.startswith("local:"):
         from selfsteer.smc import load_lm
 

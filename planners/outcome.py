@@ -21,6 +21,7 @@ from .report import ReportError, check_json
 
 MAX_OUTPUT_CHARS = 4000
 MAX_POSTERIOR_ENTRIES = 20
+MAX_REJECTED_SAMPLES = 3
 
 
 def clip_output(output: Any) -> Any:
@@ -54,6 +55,7 @@ class RunSummary:
     vote: dict[str, Any] | None = None  # `Vote.to_dict()` when a vote was asked for
     deaths: dict[str, int] = field(default_factory=dict)  # `Result.deaths`: cause -> count, most frequent first
     isolation: list[str] = field(default_factory=list)  # the sandbox layers in force (empty: in-process)
+    rejected: list[Any] = field(default_factory=list)  # a few distinct finished outputs that failed check()
 
     @property
     def answer(self) -> Any:
@@ -92,15 +94,18 @@ class RunSummary:
                     "each step do more (a word or a chunk rather than a token) and make sure every particle ends")
         if self.status == "timeout":
             return "the run ran out of time before any particle finished; make each step do more work and end sooner"
+        samples = "".join(f"\n  {o!r}" for o in self.rejected)
+        rejected = f". Outputs that check() returned False for:{samples}" if samples else ""
         if self.deaths:
             causes = "; ".join(f"{n} x {cause}" for cause, n in list(self.deaths.items())[:3])
-            failed = f", {self.n_check_failed} of them finished but failed check()" if self.n_check_failed else ""
+            failed = f"; at the end {self.n_check_failed} finished but failed check()" if self.n_check_failed else ""
             return (f"all {self.n_particles} particles died ({causes}){failed}; enforce the constraint during generation "
-                    "(masks, condition), raise max_tokens if the budget killed them, and make check() match the task")
+                    "(masks, condition), raise max_tokens if the budget killed them, and make check() match the task"
+                    + rejected)
         if self.n_check_failed:
             return (f"all {self.n_particles} particles died: {self.n_check_failed} finished but failed check() and the "
                     "rest died on a condition; enforce the constraint during generation (masks, condition) and make sure "
-                    "check() matches the task")
+                    "check() matches the task" + rejected)
         return (f"all {self.n_particles} particles died before finishing (a condition was always False, a mask "
                 "allowed nothing, or max_tokens was too small); relax the constraint or raise max_tokens")
 
@@ -120,6 +125,10 @@ def summarize(result: Result, time_s: float | None = None, scaling: ScalingOptio
         raise ValueError("the particles' weights are not finite numbers (a score, twist or observe of inf or NaN); "
                          "every log-weight must be a finite number, or -inf to kill a particle")
     alive = [p for p in result.particles if p.finished and p.alive]
+    rejected: list[Any] = []
+    for p, passed in zip(result.particles, checks, strict=True):
+        if passed is False and len(rejected) < MAX_REJECTED_SAMPLES and clip_output(p.output) not in rejected:
+            rejected.append(clip_output(p.output))
     fsf = failed_step_fraction(result.trace) if result.trace is not None and result.algorithm == "smc" else None
     return RunSummary(
         status=str(result.status),
@@ -134,4 +143,5 @@ def summarize(result: Result, time_s: float | None = None, scaling: ScalingOptio
         failed_step_fraction=fsf,
         vote=vote(result, scaling.vote).to_dict() if scaling.vote else None,
         deaths={clip_output(c): n for c, n in list(result.deaths.items())[:MAX_POSTERIOR_ENTRIES]},
+        rejected=rejected,
     )

@@ -151,4 +151,8 @@ def checked_summary(value: Any) -> dict[str, Any]:
                                              for n in deaths.values())):
         raise ReportError(f"{what}: `deaths` must map causes to counts")
     out["deaths"] = {clip(cause, MAX_TEXT_CHARS): n for cause, n in list(deaths.items())[:MAX_ITEMS]}
+    rejected = value.get("rejected", [])
+    if not isinstance(rejected, list):
+        raise ReportError(f"{what}: `rejected` must be a list of outputs")
+    out["rejected"] = [clip(r, MAX_TEXT_CHARS) if isinstance(r, str) else r for r in rejected[:MAX_ITEMS]]
     return out

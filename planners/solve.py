@@ -23,6 +23,7 @@ from selfsteer.smc.scaling import ScalingOptions, trust_of_texts
 from .cache import AttemptRecord, ProgramCache
 from .errors import PlannerError
 from .execute import AttemptFailed, RunSettings, run_plan
+from .feedback import attempt_feedback
 from .load import load_planner
 from .outcome import RunSummary
 from .plan import NoProgramFits, Plan, Planner, planner_name
@@ -199,7 +200,8 @@ async def solve_async(
         if tried and (tried[-1].error is None or tried[-1].error_kind in ("no_program", "planner_fatal", "sandbox_unavailable")):
             break  # solved, or asking again cannot help
         if tried and tried[-1].number > 0 and tried[-1].error_kind != "planner":
-            feedback = tried[-1].error  # the program's error; an unreachable planner teaches it nothing
+            last = tried[-1]  # the program's error; an unreachable planner teaches it nothing
+            feedback = attempt_feedback(last.error_kind, last.error or "", last.plan.source if last.plan else None)
         say("plan", number, f"asking {name} for a program")
         tried.append(await attempt_with(number, lambda fb=feedback: _plan_once(planner, task, fb)))
     final = tried[-1]
@@ -276,7 +278,7 @@ def plan(task: str, *, planner: Planner | str | None = None, attempts: int = 3) 
         try:
             checked = validate_program(result.source)
         except ValidationError as e:
-            feedback, error = str(e), e
+            feedback, error = attempt_feedback("validation", str(e), result.source), e
             continue
         result.class_name = checked.class_name
         return result

@@ -1,7 +1,7 @@
 """`LibraryProgram`: the base class of the hand-written programs.
 
 A library program is built as ``cls(lm, task, **params)``. Its **target** is the follower prompted
-with the class's task-agnostic ``PRIOR`` ("Write a sentence.") and restricted by the program's
+with the class's ``PRIOR`` (the task's content without its constraints, "Write a sentence." by default) and restricted by the program's
 masks, forced text, ``condition``s and ``check``; its **proposal** is the follower prompted with
 the user's task (plus notes from ``note``). Every helper below is properly weighted for that
 target (each reduces to `TextModel` primitives):
@@ -41,6 +41,10 @@ class LibraryProgram(TextModel):
         lm: the follower LM.
         task: the user's task in plain language (the proposal's prompt).
         max_tokens: particles writing more tokens than this die.
+
+    Attributes: ``self.tokens``: the LM's `ProseTokens` (prose token classes, e.g.
+    ``self.tokens.word_start``); ``self.task``: the task text; ``PRIOR`` (class attribute): the
+    prior's instruction, the task's content without its constraints.
     """
 
     PRIOR: ClassVar[str] = "Write a sentence."

@@ -17,6 +17,7 @@ or digits, not both ("c1n").
 - ``ends``: exactly ".", "!" or "?".
 - ``newline``: exactly "\\n".
 - ``digit(d)``: exactly the digit ``d``.
+- ``none``: no token (the empty mask, to combine with ``|``).
 
 No class except ``ends`` contains ``.!?``, and no class holds newlines or special tokens; a token
 never ends with a hyphen or an apostrophe, so every word is complete at every token boundary.

@@ -54,6 +54,9 @@ class Model:
     ``check(output) -> bool`` verifies a finished particle's output (a failed check sets its weight
     to ``-inf``). ``immutable_properties()`` names attributes that particles share instead of
     copying (LMs and token masks are always shared).
+
+    Attributes: ``self.finished`` (True once the particle finished or died), ``self.log_weight``
+    and ``self.output`` (set by ``finish``).
     """
 
     def __init__(self) -> None:

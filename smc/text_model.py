@@ -1,8 +1,8 @@
 """`TextModel`: programs that write text, with a prior that defines the target and a proposal
 that steers sampling.
 
-The target is the **prior** LM (prompted with ``prior``, a task-agnostic instruction such as
-"Write a sentence.") restricted by the program's masks, ``condition``s and ``check``. Tokens are
+The target is the **prior** LM (prompted with ``prior``, the task's content without its
+constraint phrasing, such as "Write a sentence about dogs.") restricted by the program's masks, ``condition``s and ``check``. Tokens are
 drawn from the **proposal** context (prompted with the full task, plus any ``hint``s), and every
 helper corrects the weight back to the prior, so the population targets the same distribution
 whatever the proposal says, provided the proposal can draw every token the restricted prior can
@@ -22,7 +22,8 @@ proposal alike, and applies to that one token, weighted once:
 - ``await self.extend_with(text) -> float``: force ``text``; ``log_w += log p_prior(text)``.
 - ``await self.end()``: force end of sequence (``log_w += log p_prior(EOS)``) and ``finish``
   with the text.
-- ``self.hint(text)``: add guidance to the proposal only (the target is unchanged).
+- ``self.hint(text)``: add guidance to the proposal only (the target is unchanged);
+  ``self.hints`` lists the hints given so far (clear it to drop them).
 - ``self.text``: the text so far; ``self.n_tokens``: its length in tokens.
 
 Without a separate ``proposal`` the prior proposes for itself and the weights only carry the
