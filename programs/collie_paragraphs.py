@@ -79,6 +79,7 @@ class SentenceCount(ParagraphProgram):
     SPEC = ProgramSpec(
         name="paragraph_sentence_count",
         family=FAMILY,
+        covers=frozenset({"segment_count", "segment_words"}),
         description=(
             "Write a paragraph with an exact number of sentences, optionally with each sentence "
             "between a minimum and a maximum number of words."
@@ -126,6 +127,7 @@ class SentenceStarts(ParagraphProgram):
     SPEC = ProgramSpec(
         name="paragraph_sentence_starts",
         family=FAMILY,
+        covers=frozenset({"segment_starts", "segment_count"}),
         description="Write a paragraph in which every sentence begins with the same given word.",
         params_schema={
             "type": "object",
@@ -180,6 +182,7 @@ class ForbiddenWords(ParagraphProgram):
     SPEC = ProgramSpec(
         name="paragraph_forbidden_words",
         family=FAMILY,
+        covers=frozenset({"banned_words", "segment_count"}),
         description="Write a paragraph of several sentences that does not use any of a list of forbidden (banned) words.",
         params_schema={
             "type": "object",
@@ -233,6 +236,7 @@ class LastWords(ParagraphProgram):
     SPEC = ProgramSpec(
         name="paragraph_last_words",
         family=FAMILY,
+        covers=frozenset({"last_words", "segment_count"}),
         description="Write a paragraph whose sentences end with given words, in order (one sentence per given last word).",
         params_schema={
             "type": "object",

@@ -45,6 +45,7 @@ class ExactWordCount(LibraryProgram):
     SPEC = ProgramSpec(
         name="sentence_word_count",
         family=FAMILY,
+        covers=frozenset({"word_count"}),
         description="Write one sentence with exactly N words (a word count constraint on a single sentence).",
         params_schema={
             "type": "object",
@@ -88,6 +89,7 @@ class WordsAtPositions(LibraryProgram):
     SPEC = ProgramSpec(
         name="sentence_words_at_positions",
         family=FAMILY,
+        covers=frozenset({"words_at", "word_count"}),
         description=(
             "Write one sentence where given words appear at given word positions "
             "(for example the 3rd word is 'soft'), optionally with an exact number of words."
@@ -165,6 +167,7 @@ class MaxWordLength(LibraryProgram):
     SPEC = ProgramSpec(
         name="sentence_max_word_length",
         family=FAMILY,
+        covers=frozenset({"max_word_length", "word_count"}),
         description=(
             "Write one sentence in which every word is short: no word longer than a maximum number "
             "of letters, with at least a minimum number of words."
@@ -232,6 +235,7 @@ class IncludeWords(LibraryProgram):
     SPEC = ProgramSpec(
         name="sentence_including_words",
         family=FAMILY,
+        covers=frozenset({"required_words"}),
         description="Write one sentence that must include (use) all of a given list of words.",
         params_schema={
             "type": "object",
@@ -308,6 +312,7 @@ class ExactCharCount(LibraryProgram):
     SPEC = ProgramSpec(
         name="sentence_char_count",
         family=FAMILY,
+        covers=frozenset({"char_count"}),
         description="Write one sentence with an exact number of characters (letters, spaces and punctuation all count).",
         params_schema={
             "type": "object",
@@ -361,6 +366,7 @@ class BannedLetter(LibraryProgram):
     SPEC = ProgramSpec(
         name="sentence_without_letter",
         family=FAMILY,
+        covers=frozenset({"banned_letters", "word_count"}),
         description="Write one sentence that does not contain a given letter anywhere (a lipogram, a banned letter).",
         params_schema={
             "type": "object",

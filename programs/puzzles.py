@@ -37,6 +37,7 @@ class SquarePoem(LibraryProgram):
     SPEC = ProgramSpec(
         name="square_poem",
         family=FAMILY,
+        covers=frozenset({"segment_count", "segment_words"}),
         description="Write a poem with N lines where every line has exactly N words (a square poem).",
         params_schema={
             "type": "object",
@@ -284,6 +285,7 @@ class GrantAbstract(LibraryProgram):
     SPEC = ProgramSpec(
         name="grant_abstract",
         family=FAMILY,
+        covers=frozenset({"word_count", "banned_words", "segment_starts"}),
         description=(
             "Write a grant proposal abstract starting with 'Abstract:' whose length is between a "
             "minimum and a maximum number of words, optionally without using some forbidden terms."

@@ -16,7 +16,7 @@ import jsonschema
 
 from selfsteer.smc import LanguageModel, TextModel
 
-FAMILY_MODULES = ("collie_sentences", "collie_paragraphs", "puzzles", "structured")
+FAMILY_MODULES = ("collie_sentences", "collie_paragraphs", "puzzles", "structured", "compose")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ class ProgramSpec:
         description: the tasks this program solves, in plain words (retrieval embeds it).
         params_schema: a JSON schema (``type: object``) of the keyword parameters.
         examples: ``(task_text, params)`` pairs; each params dict satisfies the schema.
+        covers: the kinds of the constraint vocabulary (`programs.vocabulary`) its parameters
+            express; the offline planner composes a program when a task states any other kind.
     """
 
     name: str
@@ -36,6 +38,7 @@ class ProgramSpec:
     description: str
     params_schema: dict[str, Any]
     examples: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    covers: frozenset[str] = frozenset()
 
     def validate(self, params: dict[str, Any]) -> dict[str, Any]:
         """Return ``params`` if they satisfy the schema, else raise ValueError naming the problem."""
