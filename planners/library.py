@@ -159,6 +159,19 @@ class LibraryPlanner:
                 f"does not cover (it knows: {', '.join(KINDS)}, item lists with prices, JSON records, regexes). "
                 f"{CONFIGURE_LM}"
             )
+        plans = self.plans(task)
+        attempt = self._tried.get(task, -1) + 1 if feedback else 0
+        if attempt >= len(plans):
+            raise NoProgramFits(
+                f"The programs that fit this task ({', '.join(p.program_name or p.class_name for p in plans)}) "
+                f"all failed; last error: {feedback}. {CONFIGURE_LM}"
+            )
+        self._tried[task] = attempt
+        return plans[attempt]
+
+    def plans(self, task: str) -> list[Plan]:
+        """The plans the planner tries for ``task``, in order: the library programs that cover
+        every stated constraint, then (if the task states any) the composed program."""
         unit, constraints = parse_prose(task)
         try:
             found = self.candidates(task)
@@ -166,27 +179,18 @@ class LibraryPlanner:
             if not constraints:
                 raise
             found = []
-        if constraints:
-            found = [(c, p) for c, p in found if covers(c.program, p, constraints)]
-            if not found:
-                return composed_plan(unit, constraints)
-        attempt = self._tried.get(task, -1) + 1 if feedback else 0
-        if attempt >= len(found):
-            raise NoProgramFits(
-                f"The library programs that fit this task ({', '.join(c.program.SPEC.name for c, _ in found)}) "
-                f"all failed; last error: {feedback}. {CONFIGURE_LM}"
-            )
-        self._tried[task] = attempt
-        cand, params = found[attempt]
-        cls = cand.program
-        return Plan(
-            source=inspect.getsource(inspect.getmodule(cls)),
-            class_name=cls.__name__,
-            params=params,
-            origin="library",
-            program_name=cls.SPEC.name,
-        )
+        plans = [library_plan(c.program, p) for c, p in found if not constraints or covers(c.program, p, constraints)]
+        return plans + [composed_plan(unit, constraints)] if constraints else plans
 
+
+def library_plan(cls: type[TextModel], params: dict[str, Any]) -> Plan:
+    return Plan(
+        source=inspect.getsource(inspect.getmodule(cls)),
+        class_name=cls.__name__,
+        params=params,
+        origin="library",
+        program_name=cls.SPEC.name,
+    )
 
 def covers(program: type[TextModel], params: dict[str, Any], constraints: Sequence[Constraint]) -> bool:
     """``program`` with ``params`` expresses every one of ``constraints``: it covers their kinds,

@@ -32,10 +32,11 @@ from selfsteer.smc import LanguageModel, TokenMask
 from .base import LibraryProgram
 from .collie_paragraphs import is_paragraph
 from .collie_sentences import current_word
+from .phrasing import ExtractionError
 from .registry import ProgramSpec
 from .text import is_one_sentence, lines, same_word, words
 from .tokens import END_MARKS, LETTERS_DIGITS
-from .vocabulary import KINDS, UNITS, Constraint, Layout, constraint_from_dict
+from .vocabulary import KINDS, UNITS, Constraint, Layout, constraint_from_dict, parse_prose
 
 PRIORS = {"sentence": "Write a sentence.", "paragraph": "Write a paragraph.", "lines": "Write a poem."}
 DEFAULT_SEGMENTS = {"sentence": 1, "paragraph": 3, "lines": 4}
@@ -326,12 +327,29 @@ class Composed(LibraryProgram):
         return f"{self.unit}({', '.join(c.describe() for c in self.constraints)})"
 
 
+def read_composed(task: str) -> dict[str, Any]:
+    """The unit and every vocabulary constraint ``task`` states (`ExtractionError` if none)."""
+    unit, constraints = parse_prose(task)
+    if not constraints:
+        raise ExtractionError("could not find any constraint of the vocabulary in the task")
+    return {"unit": unit, "constraints": [c.to_dict() for c in constraints]}
+
+
 class ComposedProgram(Composed):
-    """The registered composed program, built from parameters (see `Composed`)."""
+    """The registered composed program, built from parameters (see `Composed`).
+
+    Strategy: merge the constraints into a `Layout`; force fixed words, propose required and
+    last words at word boundaries, and draw every other word from masks that admit only what
+    the constraints allow, ending a segment only where it may end.
+    Step granularity: one word (or one end mark), so resampling happens at word boundaries.
+    End conditions: the end mark of the last sentence (or line), then EOS; ``check`` verifies
+    the unit's shape and every constraint.
+    """
 
     SPEC = ProgramSpec(
         name="composed",
         family="composed",
+        extract=read_composed,
         description="Write a sentence, paragraph or poem meeting several constraints of the vocabulary at once.",
         params_schema={
             "type": "object",
@@ -345,6 +363,16 @@ class ComposedProgram(Composed):
             "required": ["unit", "constraints"],
             "additionalProperties": False,
         },
+        examples=[
+            ("Write a 9-word sentence about a bicycle without the letter e.",
+             {"unit": "sentence", "constraints": [{"kind": "word_count", "min_words": 9, "max_words": 9},
+                                                  {"kind": "banned_letters", "letters": "e"}]}),
+            ("Write an acrostic poem about the rain with one line per letter of RAIN.",
+             {"unit": "lines", "constraints": [{"kind": "acrostic", "word": "RAIN"}]}),
+            ("Write a paragraph of 3 sentences, each starting with 'Then'.",
+             {"unit": "paragraph", "constraints": [{"kind": "segment_count", "n": 3},
+                                                   {"kind": "segment_starts", "word": "Then"}]}),
+        ],
     )
 
     def __init__(self, lm: LanguageModel, task: str, *, unit: str, constraints: Sequence[Constraint | dict[str, Any]]):

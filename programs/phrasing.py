@@ -124,3 +124,8 @@ def require(value: Any, what: str) -> Any:
     if value is None:
         raise ExtractionError(f"could not find {what} in the task")
     return value
+
+
+def word_limits(low: int | None, high: int | None) -> dict[str, int]:
+    """``min_words`` / ``max_words`` for the bounds that are known."""
+    return {k: v for k, v in (("min_words", low), ("max_words", high)) if v is not None}

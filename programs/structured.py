@@ -16,6 +16,7 @@ import jsonschema
 from selfsteer.smc import JsonSchema, LanguageModel, Regex
 
 from .base import LibraryProgram
+from .phrasing import ExtractionError, require
 from .registry import ProgramSpec
 
 FAMILY = "structured"
@@ -91,6 +92,22 @@ def schema_regex(schema: Any) -> str:
     raise Unsupported(f"type {kind!r}")
 
 
+SCHEMA_KEYS = {"type", "properties", "items", "enum", "const", "anyOf", "oneOf", "allOf", "$schema", "$ref"}
+
+
+def read_json_schema(task: str) -> dict[str, Any]:
+    """The parameters of ``json_schema`` read from ``task`` (`ExtractionError` naming what is missing)."""
+    decoder = json.JSONDecoder()
+    for start in (i for i, c in enumerate(task) if c == "{"):
+        try:
+            value, _ = decoder.raw_decode(task[start:])
+        except ValueError:
+            continue
+        if isinstance(value, dict) and SCHEMA_KEYS & set(value):
+            return {"schema": value}
+    raise ExtractionError("could not find a JSON schema (a JSON object with 'type' or 'properties') in the task")
+
+
 class JsonOutput(LibraryProgram):
     """A JSON document valid under ``schema`` (JSON Schema draft 7).
 
@@ -106,6 +123,7 @@ class JsonOutput(LibraryProgram):
     SPEC = ProgramSpec(
         name="json_schema",
         family=FAMILY,
+        extract=read_json_schema,
         description="Answer with a JSON object (or value) that is valid under a given JSON schema.",
         params_schema={
             "type": "object",
@@ -151,6 +169,19 @@ class JsonOutput(LibraryProgram):
         return matches_schema(text, self.schema)
 
 
+def read_regex(task: str) -> dict[str, Any]:
+    """The parameters of ``regex`` read from ``task`` (`ExtractionError` naming what is missing)."""
+    found = re.search(r"`([^`]+)`", task) or re.search(r"(?:regex|regular expression|pattern)\s*(?:of\s+)?/(.+?)/(?:\s|$|[.,;])", task, re.I)
+    if found is None:
+        found = re.search(r"(?:regex|regular expression|pattern)\s*:?\s*['\"](.+?)['\"](?:\s|$|[.,;])", task, re.I)
+    pattern = require(found, "the regular expression (put it in `backticks`)").group(1)
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        raise ExtractionError(f"{pattern!r} is not a valid regular expression ({e})") from None
+    return {"pattern": pattern}
+
+
 class RegexOutput(LibraryProgram):
     """Text that fully matches the regular expression ``pattern`` (no backreferences or lookaround).
 
@@ -166,6 +197,7 @@ class RegexOutput(LibraryProgram):
     SPEC = ProgramSpec(
         name="regex",
         family=FAMILY,
+        extract=read_regex,
         description="Write text that exactly matches a given regular expression pattern (a format such as a date, a code or an ID).",
         params_schema={
             "type": "object",

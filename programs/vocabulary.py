@@ -265,7 +265,7 @@ class WordsAt(Constraint):
         for i, pattern in enumerate(cls.PATTERNS):
             for m in re.finditer(pattern, task, re.I):
                 pos = ordinal(m.group(1)) if i == 0 else number(m.group(1))
-                if pos is not None and first(m.group(2), m.group(3)).lower() not in STOP_WORDS:
+                if pos is not None and (m.group(2) or m.group(3).lower() not in STOP_WORDS):
                     found[pos] = first(m.group(2), m.group(3))
         for m in re.finditer(rf"{Q_OPEN}([A-Za-z][\w'’-]*){Q_CLOSE}\s+(?:is\s+|as\s+)?the\s+{ORD}\s+word\b", task, re.I):
             if (pos := ordinal(m.group(2))) is not None:
@@ -423,7 +423,7 @@ class SegmentStarts(Constraint):
         if m is None or re.search(r"\bwords?\s*$", task[: m.start() + 12], re.I) and re.search(r"\bevery\s+word|each\s+word|all\s+words", task, re.I):
             return []
         word = first(m.group(1), m.group(2))
-        return [] if word.lower() in STOP_WORDS else [cls(word)]
+        return [] if m.group(2) and word.lower() in STOP_WORDS else [cls(word)]
 
     def apply(self, layout: Layout) -> None:
         layout.segment_first_word = self.word
@@ -542,6 +542,12 @@ def parse_prose(task: str) -> tuple[str, list[Constraint]]:
     found: list[Constraint] = []
     for cls in PROSE_CONSTRAINTS:
         found += cls.parse(task, unit)
+    exact = next((c.max_words for c in found if c.KIND == "word_count" and c.min_words == c.max_words), None)  # type: ignore[attr-defined]
+    last = next((c for c in found if c.KIND == "last_words"), None)
+    if unit == "sentence" and exact and last is not None:  # "... 8 words ... the last word is 'home'": word 8
+        at = next((c for c in found if c.KIND == "words_at"), WordsAt(()))
+        merged = WordsAt(tuple(sorted((dict(at.words_at) | {exact: last.words[0]}).items())))  # type: ignore[attr-defined]
+        found = [c for c in found if c.KIND not in ("last_words", "words_at")] + [merged]
     kinds = {c.KIND for c in found}
     if "acrostic" in kinds:  # the acrostic's letters already fix the line count
         found = [c for c in found if c.KIND != "segment_count" or c.n == len(next(a for a in found if a.KIND == "acrostic").word)]  # type: ignore[attr-defined]
