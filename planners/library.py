@@ -33,7 +33,7 @@ import numpy as np
 
 from selfsteer.programs.compose import ComposedProgram, composed_source, interpretation
 from selfsteer.programs.registry import all_programs
-from selfsteer.programs.vocabulary import KINDS, Constraint, parse_prose, unsupported
+from selfsteer.programs.vocabulary import KINDS, Constraint, flat_values, parse_prose, unsupported
 from selfsteer.smc import LanguageModel, TextModel
 from selfsteer.smc.scaling.embed import Embedder, load_embedder
 
@@ -193,12 +193,11 @@ def library_plan(cls: type[TextModel], params: dict[str, Any]) -> Plan:
     )
 
 def covers(program: type[TextModel], params: dict[str, Any], constraints: Sequence[Constraint]) -> bool:
-    """``program`` with ``params`` expresses every one of ``constraints``: it covers their kinds,
-    the rules read at least one parameter per kind (else a constraint was dropped), and no
-    constraint asks for more than one banned letter (the library's lipogram takes one)."""
-    kinds = {c.KIND for c in constraints}
-    many_letters = any(len(getattr(c, "letters", "")) > 1 for c in constraints)
-    return kinds <= program.SPEC.covers and len(params) >= len(kinds) and not many_letters
+    """``program`` with ``params`` expresses every one of ``constraints``: it covers their kinds
+    and every number, word and letter they state is among its parameters (else the rules
+    dropped one, e.g. a second banned letter or an exact word count)."""
+    stated = set().union(*(c.values() for c in constraints)) if constraints else set()
+    return {c.KIND for c in constraints} <= program.SPEC.covers and stated <= flat_values(list(params.values()))
 
 
 def composed_plan(unit: str, constraints: Sequence[Constraint]) -> Plan:

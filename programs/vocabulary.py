@@ -136,9 +136,27 @@ class Constraint:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.KIND, **self.params()}
 
+    def values(self) -> set[Any]:
+        """Its numbers and words (lower case), to compare with a library program's parameters."""
+        return flat_values(list(self.params().values()))
+
     def describe(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{self.KIND}({args})"
+
+
+def flat_values(value: Any) -> set[Any]:
+    """Every number and word in ``value`` (nested dicts' keys too; strings lower-cased, digit
+    strings as ints)."""
+    if isinstance(value, dict):
+        return set().union(*(flat_values(k) | flat_values(v) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return set().union(*(flat_values(v) for v in value))
+    if isinstance(value, str):
+        return {int(value)} if value.isdigit() else {value.lower()}
+    if isinstance(value, bool) or value is None:
+        return set()
+    return {int(value)} if isinstance(value, float) and value.is_integer() else {value}
 
 
 def segments_of(text: str, unit: str) -> list[str]:
@@ -183,7 +201,7 @@ class SegmentWords(Constraint):
 
     @staticmethod
     def per_segment(task: str) -> bool:
-        return bool(re.search(r"\b(?:each|every|per|all)\s+(?:of\s+the\s+|one\s+)?(?:sentences?|lines?)\b|\b(?:sentences|lines)\s+(?:each|all)\b", task, re.I))
+        return bool(re.search(r"\b(?:each|every|per|apiece)\b", task, re.I))
 
     @classmethod
     def parse(cls, task: str, unit: str) -> list[Constraint]:
@@ -215,6 +233,7 @@ class SegmentCount(Constraint):
         if unit == "sentence":
             return []
         noun = "lines?" if unit == "lines" else "sentences?"
+        task = re.sub(r"\bone\s+(?:line|sentence)\s+(?:per|for\s+each|each|for\s+every)\b", "", task, flags=re.I)
         low, high = bounds_of(task, noun)
         n = count_of(task, noun) or low or high
         return [cls(n)] if n else []
@@ -286,7 +305,9 @@ class WordsAt(Constraint):
         return all(p <= len(ws) and same_word(ws[p - 1], w) for p, w in self.words_at)
 
 
-LETTER_LIST = rf"((?:{Q_OPEN}?[A-Za-z]{Q_CLOSE}?(?![A-Za-z\w])(?:\s*,\s*(?:and\s+|or\s+|nor\s+)?|\s+(?:and|or|nor)\s+)?)+)"
+LIST_SEP = r"(?:\s*,\s*(?:and\s+|or\s+|nor\s+)?|\s+(?:and|or|nor)\s+)"
+LETTER_ITEM = rf"(?:{Q_OPEN}[A-Za-z]{Q_CLOSE}|[A-Za-z](?=\s*(?:[,.;!?]|$|\s(?:and|or|nor)\b)))"  # later items: "a" must not be an article
+LETTER_LIST = rf"({Q_OPEN}?[A-Za-z]{Q_CLOSE}?(?![\w])(?:{LIST_SEP}{LETTER_ITEM})*)"
 
 
 @dataclass(frozen=True)
@@ -308,6 +329,9 @@ class BannedLetters(Constraint):
             found += m.group(1)
         letters = "".join(sorted(set(found.lower())))
         return [cls(letters)] if letters else []
+
+    def values(self) -> set[Any]:
+        return set(self.letters)
 
     def apply(self, layout: Layout) -> None:
         layout.banned_letters = "".join(sorted(set(layout.banned_letters + self.letters)))
@@ -362,7 +386,7 @@ class RequiredWords(Constraint):
         for cue in cls.CUES:
             for m in re.finditer(cue, task, re.I):
                 before = task[: m.start()]
-                if NEGATED.search(before) or re.search(r"\b(?:ends?|ending|starts?|starting|begins?|beginning|opens?|finish\w*)\s*$", before, re.I):
+                if NEGATED.search(before) or re.search(rf"\b(?:ends?|ending|starts?|starting|begins?|beginning|opens?|finish\w*|{ORD[1:-1]})\s*$", before, re.I):
                     continue
                 found += [w for w in items_after(task[m.end():]) if w.lower() not in (f.lower() for f in found)]
         return [cls(tuple(found))] if found else []
@@ -496,9 +520,11 @@ class LastWords(Constraint):
     def parse(cls, task: str, unit: str) -> list[Constraint]:
         found = [first(m.group(1), m.group(2)) for m in re.finditer(
             r"\b(?:ends?|ending|finish(?:es|ing)?)\s+(?:in|with|on)\s+(?:the\s+word\s+)?(?!an?\s|the\s)" + WORD, task, re.I)]
-        if len(found) == 1 and unit != "sentence":
-            m = re.search(r"\b(?:ends?|ending)\s+(?:in|with|on)\s+(?:the\s+words?\s+)?", task, re.I)
-            found = items_after(task[m.end():]) if m else found
+        if len(found) == 1 and unit != "sentence":  # "the first ends with 'a', the second with 'b'"
+            m = re.search(r"\b(?:ends?|ending)\s+(?:in|with|on)\s+", task, re.I)
+            rest = task[m.end():] if m else ""
+            other = re.search(NOT_CUE + r"|\b(?:includ|contain|mention|featur)\w*", rest, re.I)
+            found = re.findall(rf"{Q_OPEN}([A-Za-z][\w'’-]*){Q_CLOSE}", rest[: other.start()] if other else rest) or found
         for m in re.finditer(r"\b(?:last|final|closing)\s+words?\s+(?:is|are|should be|must be)\s+", task, re.I):
             found += items_after(task[m.end():])
         found = [w for w in found if w.lower() not in STOP_WORDS]
@@ -548,9 +574,9 @@ def parse_prose(task: str) -> tuple[str, list[Constraint]]:
         at = next((c for c in found if c.KIND == "words_at"), WordsAt(()))
         merged = WordsAt(tuple(sorted((dict(at.words_at) | {exact: last.words[0]}).items())))  # type: ignore[attr-defined]
         found = [c for c in found if c.KIND not in ("last_words", "words_at")] + [merged]
-    kinds = {c.KIND for c in found}
-    if "acrostic" in kinds:  # the acrostic's letters already fix the line count
-        found = [c for c in found if c.KIND != "segment_count" or c.n == len(next(a for a in found if a.KIND == "acrostic").word)]  # type: ignore[attr-defined]
+    implied = {len(c.word) for c in found if c.KIND == "acrostic"}  # type: ignore[attr-defined]
+    implied |= {len(c.words) for c in found if c.KIND == "last_words" and unit != "sentence"}  # type: ignore[attr-defined]
+    found = [c for c in found if c.KIND != "segment_count" or c.n not in implied]  # type: ignore[attr-defined]
     return unit, found
 
 
@@ -578,7 +604,7 @@ UNSUPPORTED: dict[str, str] = {
     r"\bvowels?\b|\bconsonants?\b": "vowel or consonant counts",
     r"\balphabetical\w*": "alphabetical order",
     r"\bemojis?\b|\bhashtags?\b": "emoji or hashtags",
-    r"\bquestion\s+marks?\b|\bexclamation\b|\bcommas?\b|\bsemicolons?\b|\bpunctuation\b": "punctuation requirements",
+    r"\bquestion\s+marks?\b|\bexclamation\s+(?:marks?|points?)\b|\bsemicolons?\b": "punctuation requirements",
     r"\bsonnet\b|\blimerick\b|\biambic\b": "a poetic metre",
     r"\bbullet\w*|\bmarkdown\b|\bbold\b|\bitalics?\b": "formatting",
     r"\bparagraphs\b": "several paragraphs",
