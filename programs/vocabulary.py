@@ -56,8 +56,10 @@ from .text import lines, same_word, sentences, words
 UNITS = ("sentence", "paragraph", "lines")
 Q_OPEN, Q_CLOSE = "['\"‘“]", "['\"’”]"
 WORD = rf"(?:{Q_OPEN}([A-Za-z][\w'’-]*){Q_CLOSE}|([A-Za-z][\w'’-]*))"  # a quoted or bare word (2 groups)
-NEGATED = re.compile(r"\b(?:not|never|no|without|avoid\w*|don't|doesn't|forbid\w*|ban\w*|exclud\w*)\b[^.;]{0,14}$", re.I)
-STOP_WORDS = {"and", "or", "nor", "the", "a", "an", "with", "without", "that", "which", "in", "of", "to", "each", "every"}
+NEGATED = re.compile(r"\b(?:not|never|no|without|avoid\w*|don't|doesn't|forbid\w*|ban\w*|exclud\w*)\b[^.;,]{0,4}$", re.I)
+STOP_WORDS = {"and", "or", "nor", "the", "a", "an", "with", "without", "that", "which", "in", "of", "to", "each", "every",
+              "exactly", "at", "no", "where", "whose", "having", "has", "is", "ending", "ends", "starting", "starts",
+              "beginning", "mentioning", "including", "using", "avoiding", "never", "not", "but", "all", "only"}
 
 
 def first(*groups: str | None) -> str:
@@ -438,16 +440,16 @@ class SegmentStarts(Constraint):
 
     @classmethod
     def parse(cls, task: str, unit: str) -> list[Constraint]:
-        verb = r"(?:begins?|starts?|opens?|beginning|starting|opening|begun|started)\s+with\s+(?:the\s+word\s+)?"
-        if unit == "sentence":
-            m = re.search(rf"\b(?:sentence|it)\b[^.;]{{0,30}}?\b{verb}(?!(?:the\s+)?letter|an?\s)" + WORD, task, re.I)
-        else:
-            m = re.search(rf"\b(?:each|every|all)\b(?:\s+(?:of\s+the\s+)?(?:sentences?|lines?|one))?[^.;]{{0,20}}?\b{verb}(?!(?:the\s+)?letter|an?\s)" + WORD, task, re.I)
-            m = m or re.search(rf"\b(?:sentences|lines)\s+(?:that\s+)?(?:all\s+)?{verb}(?!(?:the\s+)?letter)" + WORD, task, re.I)
-        if m is None or re.search(r"\bwords?\s*$", task[: m.start() + 12], re.I) and re.search(r"\bevery\s+word|each\s+word|all\s+words", task, re.I):
-            return []
-        word = first(m.group(1), m.group(2))
-        return [] if m.group(2) and word.lower() in STOP_WORDS else [cls(word)]
+        verb = r"\b(?:begins?|starts?|opens?|beginning|starting|opening|begun|started)\s+with\s+(?:the\s+word\s+)?(?!(?:the\s+)?letters?\b|an?\s)"
+        for m in re.finditer(verb + WORD, task, re.I):
+            if re.search(r"\b(?:every|each|all|only)\s+(?:of\s+the\s+|single\s+)?words?\b(?:\s+(?:that|which|should|must|will|all|do|does|can|in\s+it))*\s*$", task[: m.start()], re.I):
+                continue  # "every word starts with s": word_initial
+            if unit == "lines" and not re.search(r"\b(?:each|every|all)\b[^.;]{0,40}$", task[: m.start()], re.I):
+                continue
+            word = first(m.group(1), m.group(2))
+            if not (m.group(2) and word.lower() in STOP_WORDS):
+                return [cls(word)]
+        return []
 
     def apply(self, layout: Layout) -> None:
         layout.segment_first_word = self.word
