@@ -76,7 +76,7 @@ def bounds_of(task: str, nouns: str) -> tuple[int | None, int | None]:
     if m := re.search(rf"\bbetween\s+{n}\s+and\s+{NUM}[\s-]+(?:{nouns})\b", task, re.I):
         return number(m.group(1)), number(m.group(2))
     for m in re.finditer(rf"\b{NUM}\s*(?:to|-|–)\s*{NUM}[\s-]+(?:{nouns})\b", task, re.I):
-        if number(m.group(1)) < number(m.group(2)):  # not "twenty-one words"
+        if number(m.group(1)) <= number(m.group(2)):  # not "twenty-one words"
             return number(m.group(1)), number(m.group(2))
     if m := re.search(rf"\b{AT_LEAST}\s+{NUM}(?:[\s-]+\w+)?[\s-]+(?:{nouns})\b", task, re.I):
         low = number(m.group(1))
