@@ -18,10 +18,12 @@ from .collie_sentences import check_word
 from .phrasing import (
     BELOW,
     CLOCK,
+    NUM,
     ExtractionError,
     bounds_of,
     clause_after,
     count_of,
+    number,
     require,
     single_words,
     word_list,
@@ -107,6 +109,8 @@ def read_ingredient_list_budget(task: str) -> dict[str, Any]:
     """The parameters of ``ingredient_list_budget`` read from ``task`` (`ExtractionError` naming what is missing)."""
     low, high = bounds_of(task, "ingredients?|items?|things?|products?")
     max_items = high or count_of(task, "ingredients?|items?")
+    if max_items is None and (m := re.search(rf"\b{NUM}\s+(?:[a-z]+\s+)?(?:ingredients?|items?|products?|things)\b", task, re.I)):
+        low = max_items = number(m.group(1))  # "3 grocery items": exactly three
     m = re.search(rf"(\b{BELOW}\s+)?\$\s?(\d+(?:\.\d{{1,2}})?)", task, re.I)
     budget = float(require(m, "the budget (a $ amount)").group(2))
     if m.group(1):  # "less than $18": strictly below

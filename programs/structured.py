@@ -16,7 +16,7 @@ import jsonschema
 from selfsteer.smc import JsonSchema, LanguageModel, Regex
 
 from .base import LibraryProgram
-from .phrasing import ExtractionError, require
+from .phrasing import AT_LEAST, AT_MOST, NUM, ExtractionError, bounds_of, number, require
 from .registry import ProgramSpec
 
 FAMILY = "structured"
@@ -58,10 +58,12 @@ def schema_regex(schema: Any) -> str:
         values = schema.get("enum", [schema.get("const")])
         return "(" + "|".join(literal(json.dumps(v)) for v in values) + ")"
     supported = {"type", "properties", "required", "items", "minItems", "maxItems", "maxLength", "minLength",
-                 "additionalProperties", "description", "title", "$schema", "minimum"}
+                 "additionalProperties", "description", "title", "$schema", "minimum", "maximum"}
     extra = set(schema) - supported
-    if extra or (schema.get("minimum", 0) != 0) or schema.get("additionalProperties", False) not in (False, True):
-        raise Unsupported(f"schema keywords {sorted(extra) or ['minimum/additionalProperties']}")
+    if schema.get("type") == "integer" and ("maximum" in schema or schema.get("minimum", 0) != 0):
+        return integer_range(schema.get("minimum"), schema.get("maximum"))
+    if extra or (schema.get("minimum", 0) != 0) or "maximum" in schema or schema.get("additionalProperties", False) not in (False, True):
+        raise Unsupported(f"schema keywords {sorted(extra) or ['minimum/maximum/additionalProperties']}")
     kind = schema.get("type", "object" if "properties" in schema else None)
     if kind == "object":
         props = schema.get("properties", {})
@@ -105,7 +107,42 @@ def read_json_schema(task: str) -> dict[str, Any]:
             continue
         if isinstance(value, dict) and SCHEMA_KEYS & set(value):
             return {"schema": value}
-    raise ExtractionError("could not find a JSON schema (a JSON object with 'type' or 'properties') in the task")
+    if re.search(r"\bJSON\b", task) and (fields := JSON_FIELD.findall(task)):
+        props = {name: field_schema(kind, detail) for name, kind, detail in fields}
+        return {"schema": {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}}
+    raise ExtractionError("could not find a JSON schema (a JSON object with 'type' or 'properties', or keys "
+                          "written as 'name (string), age (integer between 18 and 99)') in the task")
+
+
+JSON_FIELD = re.compile(r"\b([A-Za-z_]\w*)\s*\(\s*(?:an?\s+)?(string|text|integer|int|whole number|number|float|decimal|boolean|bool)\b([^)]*)\)", re.I)
+JSON_TYPES = {"string": "string", "text": "string", "integer": "integer", "int": "integer", "whole number": "integer",
+              "number": "number", "float": "number", "decimal": "number", "boolean": "boolean", "bool": "boolean"}
+
+
+def field_schema(kind: str, detail: str) -> dict[str, Any]:
+    """The schema of one record field written as ``age (integer between 18 and 99)``."""
+    schema: dict[str, Any] = {"type": JSON_TYPES[kind.lower()]}
+    if schema["type"] == "string":
+        low, high = bounds_of(detail, "characters?|chars?|letters?")
+        schema |= {k: v for k, v in (("minLength", low), ("maxLength", high)) if v is not None}
+    elif schema["type"] in ("integer", "number"):
+        if m := re.search(rf"\b(?:between|from)\s+{NUM}\s+(?:and|to)\s+{NUM}", detail, re.I):
+            schema |= {"minimum": number(m.group(1)), "maximum": number(m.group(2))}
+        if m := re.search(rf"\b{AT_LEAST}\s+{NUM}", detail, re.I):
+            schema["minimum"] = number(m.group(1))
+        if m := re.search(rf"\b{AT_MOST}\s+{NUM}", detail, re.I):
+            schema["maximum"] = number(m.group(1))
+    return schema
+
+
+INTEGER_RANGE_MAX = 400  # integer bounds spanning more values than this stay with the JSON-schema constraint
+
+
+def integer_range(low: int | None, high: int | None) -> str:
+    """A regex for the integers ``low..high`` (both bounds needed, at most ``INTEGER_RANGE_MAX`` values)."""
+    if low is None or high is None or high - low > INTEGER_RANGE_MAX or high < low:
+        raise Unsupported("integer bounds (only small closed ranges are translated)")
+    return "(" + "|".join(str(v) for v in range(high, low - 1, -1)) + ")"
 
 
 class JsonOutput(LibraryProgram):

@@ -35,6 +35,11 @@ PARAPHRASES = [
     ("Write a grant proposal abstract on ocean plastics of 50 to 70 words, starting with 'Abstract:'.", "grant_abstract", {"min_words": 50, "max_words": 70}),
     ('Reply with JSON valid under {"type": "object", "properties": {"answer": {"type": "string"}}}.', "json_schema", {"schema": {"type": "object", "properties": {"answer": {"type": "string"}}}}),
     ("Give me a phone number that matches the regex `[0-9]{3}-[0-9]{4}`.", "regex", {"pattern": "[0-9]{3}-[0-9]{4}"}),
+    ("List 3 grocery items for a picnic, each with a dollar price, no more than $10 in total.", "ingredient_list_budget",
+     {"max_items": 3, "budget": 10.0, "min_items": 3}),
+    ("Give me a JSON object with keys name (string), age (integer between 18 and 99) and city (string).", "json_schema",
+     {"schema": {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 18, "maximum": 99},
+                                                  "city": {"type": "string"}}, "required": ["name", "age", "city"], "additionalProperties": False}}),
 ]
 UNRELATED = [
     "What is the capital of France?", "Translate 'good morning' into German.", "Solve 2x + 3 = 7.",

@@ -206,6 +206,12 @@ def test_schema_regex_outputs_validate(data):
     jsonschema.validate(json.loads(text), schema)
 
 
+@given(low=st.integers(0, 150), width=st.integers(0, 60), value=st.integers(-10, 300))
+def test_schema_regex_translates_small_integer_ranges(low, width, value):
+    pattern = schema_regex({"type": "integer", "minimum": low, "maximum": low + width})
+    assert (re.fullmatch(pattern, str(value)) is not None) == (low <= value <= low + width)
+
+
 def test_schema_regex_rejects_what_it_cannot_translate():
     for schema in ({"anyOf": [{"type": "string"}]}, {"type": "string", "pattern": "a+"}, {"type": "integer", "minimum": 3}):
         with pytest.raises(Unsupported):
