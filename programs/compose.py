@@ -11,6 +11,8 @@ writes the text **one word per step**, so resampling happens only at word bounda
 - inside a word it samples whether the word is complete (``word_ends``) and continues it only
   with tokens the constraints allow, so a banned letter never forces a non-word: the word may
   simply end;
+- a segment never ends on a dangling word ("of", "the", ...) unless the task puts it there,
+  and the text and every line open with a capital;
 - a twist of ``-MISSING_WORD_COST`` per required or last word still missing keeps particles
   that place words early from losing to those that have not paid for them yet, and a note tells
   the proposal how many words are left.
@@ -40,7 +42,12 @@ from .vocabulary import KINDS, UNITS, Constraint, Layout, constraint_from_dict, 
 
 PRIORS = {"sentence": "Write a sentence.", "paragraph": "Write a paragraph.", "lines": "Write a poem."}
 DEFAULT_SEGMENTS = {"sentence": 1, "paragraph": 3, "lines": 4}
-DEFAULT_MAX_WORDS = {"sentence": 20, "paragraph": 22, "lines": 9}
+DEFAULT_MAX_WORDS = {"sentence": 28, "paragraph": 18, "lines": 9}
+DANGLING = frozenset(
+    "a an the of to in on at by for with from into onto and or but nor as than that which who whose whom if so "
+    "because while when where is are was were be been being its their his her my your our this these those very "
+    "not no".split()
+)  # words a sentence or line may not end with (unless the task puts them there)
 NOTE_WORDS_LEFT = 4  # the proposal hears how many words are left from this many on
 
 
@@ -150,6 +157,9 @@ class Composed(LibraryProgram):
             return False
         if lay.n_chars is not None and lay.n_chars - len(self.text) != 1:
             return False
+        last = words(self.text)[-1:] or [""]
+        if last[0].lower() in DANGLING and not self.placed_last and total not in lay.words_at:
+            return False  # "... the image of a." is not a sentence a person would end
         final = k == lay.n_segments - 1
         return not final or (total >= lay.min_words and not self.missing_required()
                              and all(p <= total for p in lay.words_at))
@@ -194,12 +204,14 @@ class Composed(LibraryProgram):
         start = t.none
         if n < lay.segment_max_words and total < lay.max_words:
             if not self.text or self.text.endswith("\n"):
-                start = t.opening
+                start = t.opening & self.lm.masks.where("compose.capital", lambda s: s[:1].isupper())
             elif self.text.endswith(END_MARKS):
                 start = t.capital_start
             else:
                 start = t.word_start
             start = start & self.word_filter(lay.max_word_chars)
+            if n + 1 >= lay.segment_max_words or total + 1 >= lay.max_words:  # the segment's last word
+                start = start & self.tokens.not_words(DANGLING)
             if (initial := self.initial_mask(k)) is not None:
                 start = start & initial
             if n > 0 and self.text[-1] in LETTERS_DIGITS:
