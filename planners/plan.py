@@ -42,6 +42,8 @@ class Plan:
         """How the planner read the task: ``program(params)`` (a composed program lists its constraints)."""
         if self.interpretation:
             return self.interpretation
+        if self.origin == "lm":
+            return f"{self.class_name} (a program written by the planner LM)"
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{self.program_name or self.class_name}({args})"
 

@@ -321,3 +321,12 @@ def test_composed_source_is_a_valid_program_that_runs_the_same_class(planner):
     checked = validate_program(plan.source)
     assert checked.class_name == plan.class_name == "ComposedTask"
     assert "WordCount(min_words=9, max_words=9)" in plan.source and "BannedLetters(letters='e')" in plan.source
+
+
+def test_plan_cli_shows_the_composed_program(capsys):
+    from selfsteer.cli.main import main
+
+    assert main(["plan", "Write a 9-word sentence about a bicycle without the letter e", "--planner", "library"]) == 0
+    out = capsys.readouterr().out
+    assert "# interpreted as: sentence(word_count(min_words=9, max_words=9), banned_letters(letters='e'))" in out
+    assert "class ComposedTask(Composed):" in out
