@@ -11,6 +11,9 @@ writes the text **one word per step**, so resampling happens only at word bounda
 - inside a word it samples whether the word is complete (``word_ends``) and continues it only
   with tokens the constraints allow, so a banned letter never forces a non-word: the word may
   simply end;
+- every word it samples (not the task's own words) is an English word where the system has a
+  word list (Debian's ``wamerican``): a particle that writes a non-word dies at the word's end
+  and resampling replaces it;
 - a segment never ends on a dangling word ("of", "the", ...) unless the task puts it there,
   and the text and every line open with a capital;
 - a twist of ``-MISSING_WORD_COST`` per required or last word still missing keeps particles
@@ -27,6 +30,8 @@ planner-written program.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from selfsteer.smc import LanguageModel, TokenMask
@@ -48,7 +53,22 @@ DANGLING = frozenset(
     "because while when where is are was were be been being its their his her my your our this these those very "
     "not no".split()
 )  # words a sentence or line may not end with (unless the task puts them there)
-NOTE_WORDS_LEFT = 4  # the proposal hears how many words are left from this many on
+WORD_LISTS = (Path("/usr/share/dict/american-english"), Path("/usr/share/dict/words"))  # Debian's wamerican
+NOTE_WORDS_LEFT = 4
+
+
+@cache
+def english_words() -> frozenset[str] | None:
+    """The system's English word list, lower-cased (None where no word list is installed)."""
+    for path in WORD_LISTS:
+        if path.exists():
+            return frozenset(w.strip().lower() for w in path.read_text(encoding="utf-8", errors="ignore").splitlines())
+    return None
+
+
+def is_english(word: str, known: frozenset[str] | None) -> bool:
+    """``word`` is in the word list (any case, curly apostrophes straightened) or a number; True without a list."""
+    return known is None or word.isdigit() or word.lower().replace("’", "'") in known  # the proposal hears how many words are left from this many on
 
 
 def capitalised(word: str) -> str:
@@ -153,7 +173,7 @@ class Composed(LibraryProgram):
 
     def may_end(self, k: int, n: int, total: int) -> bool:
         lay = self.layout
-        if n < lay.segment_min_words or (self.last_word_due(k) and not self.placed_last):
+        if n < lay.segment_min_words or (self.last_word_due(k) and not self.placed_last) or self.text.endswith(","):
             return False
         if lay.n_chars is not None and lay.n_chars - len(self.text) != 1:
             return False
@@ -278,7 +298,8 @@ class Composed(LibraryProgram):
         if tok.text in END_MARKS or tok.text == "\n":
             return
         await self.finish_word()
-        self.condition(not any(same_word(words(self.text)[-1], b) for b in lay.banned_words) if words(self.text) else True)
+        word = current_word(self.text) or (words(self.text)[-1:] or [""])[0]
+        self.condition(not any(same_word(word, b) for b in lay.banned_words) and is_english(word, english_words()))  # cached: never copied with particles
 
     async def maybe_propose(self, k: int, n: int, total: int) -> bool:
         """Perhaps place a segment's last word or a missing required word now; True if placed."""
@@ -336,7 +357,7 @@ class Composed(LibraryProgram):
 
     def interpretation(self) -> str:
         """How the task was read, e.g. ``sentence(word_count(min_words=9, max_words=9), ...)``."""
-        return f"{self.unit}({', '.join(c.describe() for c in self.constraints)})"
+        return interpretation(self.unit, self.constraints)
 
 
 def read_composed(task: str) -> dict[str, Any]:
@@ -392,6 +413,7 @@ class ComposedProgram(Composed):
 
 
 def interpretation(unit: str, constraints: Sequence[Constraint]) -> str:
+    """``unit(constraint, ...)``: how a composed program reads its task."""
     return f"{unit}({', '.join(c.describe() for c in constraints)})"
 
 
