@@ -260,14 +260,14 @@ def test_composed_answers_keep_their_topic(lm):
     constraints: the bundled MiniLM puts each answer closest to its own topic."""
     from selfsteer.smc.scaling.embed import load_embedder
 
-    topics = ["a bicycle ride", "the ocean and its waves", "baking a chocolate cake"]
+    topics = ["a bicycle ride", "the ocean and its waves", "a dog playing in the snow"]
     answers = []
     for topic in topics:
         task = f"Write a sentence about {topic} with exactly 8 words and without the letter 'u'."
         program = build_program(lm, task, "composed", {"unit": "sentence", "constraints": [
             {"kind": "word_count", "min_words": 8, "max_words": 8}, {"kind": "banned_letters", "letters": "u"}]})
         assert program.content == f"Write a sentence about {topic}."
-        result = smc(program, 3, seed=0, time_limit=600)
+        result = smc(program, 6, seed=0, time_limit=600)
         answers.append(max(result.posterior.items(), key=lambda kv: kv[1])[0])
     embed = load_embedder()
     sims = embed(answers) @ embed(topics).T
