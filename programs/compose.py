@@ -411,6 +411,13 @@ class ComposedProgram(Composed):
     def __init__(self, lm: LanguageModel, task: str, *, unit: str, constraints: Sequence[Constraint | dict[str, Any]]):
         super().__init__(lm, task, unit=unit, constraints=constraints)
 
+    async def step(self):
+        await self.write_next()
+        self.twist_missing()
+
+    def check(self, text: str) -> bool:
+        return self.verify(text)
+
 
 def interpretation(unit: str, constraints: Sequence[Constraint]) -> str:
     """``unit(constraint, ...)``: how a composed program reads its task."""
