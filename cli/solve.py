@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     elif result.check_passed:
         source = "the cached program" if result.from_cache else f"attempt {result.attempt}"
         print(result.answer)
-        print(f"\nposterior weight: {result.weight:.3f}   check: passed   program: "
+        print(f"\ninterpreted as: {result.plan.interpreted_as()}")
+        print(f"posterior weight: {result.weight:.3f}   check: passed   program: "
               f"{result.plan.program_name or result.plan.class_name} ({source}, {result.plan.origin})   "
               f"time: {result.seconds:.1f}s   seed: {args.seed}   threads: {args.threads}")
         print("isolation: " + (", ".join(result.isolation) if result.isolation else "none (a trusted library program, run in-process)"))

@@ -57,6 +57,9 @@ RUNS = [
     ("json_schema", 'Give a JSON object matching {"type": "object", "properties": {"ok": {"type": "boolean"}}}.',
      {"schema": {"type": "object", "properties": {"ok": {"type": "boolean"}}}}, {"unit": "text"}, False),
     ("regex", "Write a code matching `[A-Z]{2}-[0-9]{2}`.", {"pattern": "[A-Z]{2}-[0-9]{2}"}, {"unit": "text"}, False),
+    ("composed", "Write a sentence of exactly 5 words without the letter 'e'.",
+     {"unit": "sentence", "constraints": [{"kind": "word_count", "min_words": 5, "max_words": 5}, {"kind": "banned_letters", "letters": "e"}]},
+     {"unit": "sentence", "n_words": 5, "banned_letters": "e"}, False),
 ]
 
 
@@ -64,10 +67,10 @@ RUNS = [
 def test_registry_lists_every_program_once():
     programs = all_programs()
     names = [cls.SPEC.name for cls in programs]
-    assert len(names) == len(set(names)) == 16
+    assert len(names) == len(set(names)) == 17
     assert sorted(names) == sorted(r[0] for r in RUNS)
     families = {cls.SPEC.family for cls in programs}
-    assert families == {"collie_sentences", "collie_paragraphs", "puzzles", "structured"}
+    assert families == {"collie_sentences", "collie_paragraphs", "puzzles", "structured", "composed"}
 
 
 @pytest.mark.parametrize("cls", all_programs(), ids=lambda c: c.SPEC.name)
@@ -203,7 +206,69 @@ def test_schema_regex_outputs_validate(data):
     jsonschema.validate(json.loads(text), schema)
 
 
+@given(low=st.integers(0, 150), width=st.integers(0, 60), value=st.integers(-10, 300))
+def test_schema_regex_translates_small_integer_ranges(low, width, value):
+    pattern = schema_regex({"type": "integer", "minimum": low, "maximum": low + width})
+    assert (re.fullmatch(pattern, str(value)) is not None) == (low <= value <= low + width)
+
+
 def test_schema_regex_rejects_what_it_cannot_translate():
     for schema in ({"anyOf": [{"type": "string"}]}, {"type": "string", "pattern": "a+"}, {"type": "integer", "minimum": 3}):
         with pytest.raises(Unsupported):
             schema_regex(schema)
+
+
+# ----- composed programs: compound tasks and topic on the bundled model ---------------------------
+COMPOUND_RUNS = [
+    ("Write a sentence of exactly 6 words without the letter 'e'.", {"unit": "sentence", "n_words": 6, "banned_letters": "e"}),
+    ("Write a sentence of exactly 6 words that includes the word 'candle'.",
+     {"unit": "sentence", "n_words": 6, "include_words": ["candle"]}),
+    ("Write a paragraph of 2 sentences, each starting with 'Then' and at most 8 words long, without the word 'and'.",
+     {"unit": "paragraph", "n_sentences": 2, "sentence_starts_with": "then", "forbidden_words": ["and"], "sentence_max_words": 8}),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task, constraints", COMPOUND_RUNS)
+def test_compound_tasks_pass_the_independent_checker(lm, task, constraints):
+    from selfsteer.planners.library import LibraryPlanner
+
+    plan = LibraryPlanner().plan(task)
+    assert plan.program_name == "composed"
+    program = build_program(lm, task, "composed", plan.params)
+    result = smc(program, 2, seed=0, time_limit=600)
+    finished = [p for p in result.particles if p.finished and p.alive]
+    assert finished, f"every particle died: {result.status}"
+    for p in finished:
+        assert program.check(p.output) and passes(constraints, p.output), (p.output, constraints)
+
+
+@pytest.mark.slow
+def test_acrostic_lines_start_with_the_letters(lm):
+    program = build_program(lm, "Write an acrostic poem about the sun with one line per letter of SUN.", "composed",
+                            {"unit": "lines", "constraints": [{"kind": "acrostic", "word": "SUN"}]})
+    result = smc(program, 2, seed=0, time_limit=600)
+    finished = [p for p in result.particles if p.finished and p.alive]
+    assert finished
+    for p in finished:
+        assert [line.strip()[0] for line in p.output.strip().split("\n")] == ["S", "U", "N"], p.output
+
+
+@pytest.mark.slow
+def test_composed_answers_keep_their_topic(lm):
+    """The target is the follower asked for the task's content, so the topic survives the
+    constraints: the bundled MiniLM puts each answer closest to its own topic."""
+    from selfsteer.smc.scaling.embed import load_embedder
+
+    topics = ["a bicycle ride", "the ocean and its waves", "a dog playing in the snow"]
+    answers = []
+    for topic in topics:
+        task = f"Write a sentence about {topic} with exactly 8 words and without the letter 'u'."
+        program = build_program(lm, task, "composed", {"unit": "sentence", "constraints": [
+            {"kind": "word_count", "min_words": 8, "max_words": 8}, {"kind": "banned_letters", "letters": "u"}]})
+        assert program.content == f"Write a sentence about {topic}."
+        result = smc(program, 6, seed=0, time_limit=600)
+        answers.append(max(result.posterior.items(), key=lambda kv: kv[1])[0])
+    embed = load_embedder()
+    sims = embed(answers) @ embed(topics).T
+    assert [int(i) for i in sims.argmax(axis=1)] == [0, 1, 2], (answers, sims)
