@@ -34,7 +34,8 @@ from selfsteer.programs.tasks import load_tasks, passes
 from selfsteer.smc import ProgramError, TextModel, load_lm, smc
 
 HERE = Path(__file__).resolve().parent
-BASELINE_TOKENS = {"collie_sentences": 64, "collie_paragraphs": 192, "puzzles": 256}
+BASELINE_TOKENS = {"collie_sentences": 64, "collie_paragraphs": 192, "puzzles": 256, "free_sentences": 64,
+                   "free_compound": 96, "free_lines": 96, "free_paragraphs": 128, "free_structured": 128}
 
 
 class FollowerAlone(TextModel):
