@@ -204,6 +204,10 @@ def main() -> None:
     rows = [r for r in load_tasks(args.tasks) if args.only is None or r["id"].startswith(args.only)][: args.limit]
     lm = load_lm()
     planner = LibraryPlanner()
+    settings = {"particles": args.particles, "seed": args.seed, "follower": lm.name, "planner": "library", "judge": None,
+                "tasks_file": str(args.tasks.relative_to(HERE.parent) if args.tasks.is_relative_to(HERE.parent) else args.tasks)}
+    partial = args.out.with_suffix(".partial.json")
+    partial.parent.mkdir(parents=True, exist_ok=True)
     done = []
     for row in tqdm(rows, desc="tasks", unit="task"):
         record = {"id": row["id"], "family": row["family"], "task": row["task"], "constraints": row["constraints"]}
@@ -213,8 +217,7 @@ def main() -> None:
         tqdm.write(f"{row['id']:24} selfsteer {'PASS' if record['selfsteer']['passed'] else 'fail'} "
                    f"w={record['selfsteer']['weighted_pass']:.2f} ({record['selfsteer']['seconds']:.0f}s)  "
                    f"alone {record['baseline']['pass_fraction']:.2f}  | {str(record['selfsteer']['answer'])[:70]!r}")
-    settings = {"particles": args.particles, "seed": args.seed, "follower": lm.name, "planner": "library", "judge": None,
-                "tasks_file": str(args.tasks.relative_to(HERE.parent) if args.tasks.is_relative_to(HERE.parent) else args.tasks)}
+        partial.write_text(json.dumps({"settings": settings, "tasks": done}))  # for --rescore if the run is cut short
     del lm
     judge = load_judge(judge_name)
     if judge is not None:
