@@ -181,6 +181,7 @@ def main() -> None:
     p.add_argument("--time-limit", type=float, default=900.0, help="seconds per SMC run")
     p.add_argument("--only", default=None, help="run only tasks whose id starts with this")
     p.add_argument("--limit", type=int, default=None, help="run at most this many tasks")
+    p.add_argument("--skip", type=int, default=0, help="skip this many tasks first (split a set across processes)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 helps on a busy machine)")
     p.add_argument("--out", type=Path, default=HERE / "results" / "self_steering.json")
     p.add_argument("--judge", default=None, help="coherency judge: qwen-coder (default when downloaded), none, or a model path")
@@ -201,7 +202,7 @@ def main() -> None:
             report["settings"]["judge"] = judge.name
         write(summarize_report(report, report["tasks"]), args.out)
         return
-    rows = [r for r in load_tasks(args.tasks) if args.only is None or r["id"].startswith(args.only)][: args.limit]
+    rows = [r for r in load_tasks(args.tasks) if args.only is None or r["id"].startswith(args.only)][args.skip:][: args.limit]
     lm = load_lm()
     planner = LibraryPlanner()
     settings = {"particles": args.particles, "seed": args.seed, "follower": lm.name, "planner": "library", "judge": None,

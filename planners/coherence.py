@@ -140,9 +140,13 @@ class CoherenceJudge:
         shots = "\n\n".join(f"{user}\nRating: {answer or ''}".rstrip() for user, answer in turns)
         return self.lm.prompt_ids(f"{self.instructions}\n\n{shots} ")
 
+    @cached_property
+    def empty_ids(self) -> list[int]:
+        return self.prompt_ids("")
+
     def text_span(self, ids: list[int]) -> tuple[int, int]:
         """Where the text's tokens sit in ``ids``: the part that differs from the prompt of an empty text."""
-        empty = self.prompt_ids("")
+        empty = self.empty_ids
         start = common_prefix(ids, empty)
         tail = common_prefix(ids[start:][::-1], empty[start:][::-1])
         return start, len(ids) - tail
@@ -150,7 +154,7 @@ class CoherenceJudge:
     @cached_property
     def shared_ids(self) -> list[int]:
         """The leading prompt tokens every text shares (fed once per batch), with a margin for merges."""
-        empty = self.prompt_ids("")
+        empty = self.empty_ids
         return empty[: max(common_prefix(empty, self.prompt_ids("Word.")) - 2, 0)]
 
     async def score_async(self, text: str | None, shared: FeedResult | None = None) -> Coherence:
