@@ -186,7 +186,12 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=HERE / "results" / "self_steering.json")
     p.add_argument("--judge", default=None, help="coherency judge: qwen-coder (default when downloaded), none, or a model path")
     p.add_argument("--rescore", type=Path, default=None, help="judge the answers of this earlier result file instead of running")
+    p.add_argument("--combine", nargs="+", default=None, metavar="NAME=FILE",
+                   help="write a small summary of judged result files (totals, families, short per-task rows) and one plot")
     args = p.parse_args()
+    if args.combine:
+        combine(dict(item.split("=", 1) for item in args.combine), args.out)
+        return
     if args.threads:
         import torch
 
@@ -239,6 +244,33 @@ def write(report: dict[str, Any], out: Path) -> None:
         path = plot_pass_vs_coherency(points, out.with_name(out.stem + "_coherency.png"),
                                       title=f"{report['totals']['n_tasks']} tasks, judge {report['settings']['judge']}")
         print(f"wrote {path}")
+
+
+def combine(named: dict[str, str], out: Path) -> None:
+    """One small JSON (totals, per family and a short row per task for each judged set) and one plot."""
+    summary, points = {}, []
+    for name, path in named.items():
+        report = json.loads(Path(path).read_text())
+        summary[name] = {"settings": report["settings"], "totals": report["totals"], "by_family": report["by_family"],
+                         "tasks": [compact(r) for r in report["tasks"]]}
+        points += coherency_points(report, label=f"{name}: ")
+    out.write_text(json.dumps(summary, indent=1))
+    plot_pass_vs_coherency(points, out.with_suffix(".png"), title="pass rate against coherency, " + ", ".join(
+        f"{n} ({s['totals']['n_tasks']} tasks)" for n, s in summary.items()))
+    print(f"wrote {out} and {out.with_suffix('.png')}")
+
+
+def compact(record: dict[str, Any]) -> dict[str, Any]:
+    """A task's outcome in one short row: pass, coherency figures, answers cut to 160 characters."""
+    def figures(side: dict[str, Any]) -> dict[str, Any]:
+        c = side.get("coherence") or {}
+        return {k: None if c.get(k) is None else round(c[k], 3) for k in ("coherency", "loglik_per_token", "word_share")}
+
+    s, b = record["selfsteer"], record["baseline"]
+    return {"id": record["id"], "family": record["family"], "passed": s["passed"], "program": s["program"],
+            "answer": None if s["answer"] is None else str(s["answer"])[:160], **figures(s),
+            "alone_pass_fraction": b["pass_fraction"], "alone_answer": str((b["outputs"] or [""])[0])[:160],
+            **{f"alone_{k}": v for k, v in figures(b).items()}}
 
 
 def coherency_points(report: dict[str, Any], label: str = "") -> list[tuple[str, str, float, float]]:
