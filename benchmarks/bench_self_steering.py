@@ -201,6 +201,7 @@ def main() -> None:
         print(NO_JUDGE_MESSAGE)
     if args.rescore:
         report = json.loads(args.rescore.read_text())
+        report["tasks"] = [r for r in report["tasks"] if args.only is None or r["id"].startswith(args.only)][args.skip:][: args.limit]
         judge = load_judge(judge_name)
         if judge is not None:
             judge_all(judge, report["tasks"])
