@@ -274,9 +274,11 @@ def compact(record: dict[str, Any]) -> dict[str, Any]:
             **{f"alone_{k}": v for k, v in figures(b).items()}}
 
 
-def coherency_points(report: dict[str, Any], label: str = "") -> list[tuple[str, str, float, float]]:
-    """(group, system, pass rate, coherency) for all tasks and each family, both systems."""
-    groups = {f"{label}all": report["totals"], **{f"{label}{f}": t for f, t in report["by_family"].items()}}
+def coherency_points(report: dict[str, Any], label: str = "", min_family: int = 5) -> list[tuple[str, str, float, float]]:
+    """(group, system, pass rate, coherency) for all tasks and each family of at least ``min_family`` tasks."""
+    n = report["totals"]["n_tasks"]
+    groups = {f"{label}all": report["totals"], **{f"{label}{f}": t for f, t in report["by_family"].items()
+                                                  if min_family <= t["n_tasks"] < n}}
     return [(g, system, t[key]["pass_rate"], t[key]["coherency"])
             for g, t in groups.items() for system, key in (("selfsteer", "selfsteer"), ("follower alone", "follower_alone"))
             if t[key].get("coherency") is not None]
