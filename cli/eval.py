@@ -1,5 +1,6 @@
-"""``selfsteer eval tasks.jsonl [--jobs N]``: run a task set concurrently and report pass rate,
-weighted pass@1 and time per task, side by side with the follower alone."""
+"""``selfsteer eval tasks.jsonl [--jobs N] [--judge qwen-coder|none]``: run a task set concurrently and
+report pass rate, weighted pass@1, time per task and coherency (a judge LM's 1-10 score, its
+log-likelihood per token, the share of English words), side by side with the follower alone."""
 
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ def register(sub) -> None:
     p.add_argument("--reuse", action="store_true", help="reuse cached programs (default: plan every task afresh)")
     p.add_argument("--baseline-tokens", type=count(1), default=96, help="token budget of a follower-alone sample")
     p.add_argument("--out", type=Path, default=None, help="write the full report as JSON here")
-    p.add_argument("--plot", type=Path, default=None, help="write a PNG bar chart here")
+    p.add_argument("--plot", type=Path, default=None, help="write a PNG here: pass rate against coherency per system")
+    p.add_argument("--judge", default=None,
+                   help="coherency judge LM: qwen-coder (default when downloaded), none, or any load_lm model path")
     p.set_defaults(func=run)
 
 
@@ -64,6 +67,30 @@ def load_tasks(path: Path) -> list[Any]:
     return specs
 
 
+def judge_from_args(args: argparse.Namespace):
+    """The coherency judge the flags ask for (None: not judged); a missing judge or word list is a usage error."""
+    from selfsteer.planners.coherence import (
+        NO_JUDGE_MESSAGE,
+        WordListMissing,
+        default_judge_name,
+        load_judge,
+    )
+    from selfsteer.smc.lm.loading import ModelNotFound
+
+    name = args.judge or default_judge_name()
+    if args.ray is not None and name != "none":
+        if args.judge is not None:
+            raise UsageError("--judge works with local runs; with --ray pass --judge none and rescore the report "
+                             "(python -m benchmarks.bench_self_steering --rescore REPORT --judge qwen-coder)")
+        name = "none"
+    elif args.judge is None and name == "none":
+        print(NO_JUDGE_MESSAGE, file=sys.stderr)
+    try:
+        return load_judge(name)
+    except (ModelNotFound, WordListMissing) as e:
+        raise UsageError(str(e)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from selfsteer.planners.evaluate import evaluate
 
@@ -81,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         except ImportError as e:
             raise UsageError(str(e)) from None
     apply_threads(args)
+    judge = judge_from_args(args)
     options = dict(n_particles=args.particles, attempts=args.attempts, seed=args.seed, limits=limits_from_args(args),
                    cache=cache_from_args(args), reuse=args.reuse, baseline_tokens=args.baseline_tokens)
     if args.ray is not None:
@@ -91,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         report = evaluate_ray(specs, address=args.ray or None, workers=args.ray_workers, follower=args.follower,
                               planner=partial(planner_from_args, args), **options)  # each worker builds its own
     else:
-        report = evaluate(specs, planner=planner, jobs=args.jobs, follower=args.follower, **options)
+        report = evaluate(specs, planner=planner, jobs=args.jobs, follower=args.follower, judge=judge, **options)
     print(report.table())
     print(f"seed: {args.seed}   threads: {args.threads}")
     if args.out:

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
 def program_source(plan) -> str:
     """The code that runs for ``plan``: a written program whole, a library program's class alone
-    (with the module it lives in), not the library module around it."""
+    (with the module it lives in), not the library module around it; a composed program whole."""
     import inspect
 
     from selfsteer.planners.execute import library_class
@@ -56,4 +56,6 @@ def program_source(plan) -> str:
     if plan.origin != "library":
         return plan.source
     cls = library_class(plan)
+    if plan.source.strip() != inspect.getsource(inspect.getmodule(cls)).strip():
+        return plan.source  # a program written for this task (a composed one), not a library module
     return f"# class {cls.__name__} from {cls.__module__}\n" + inspect.getsource(cls)

@@ -223,3 +223,29 @@ def test_update_keeps_the_suites_a_run_left_out():
     assert not any(i.startswith("constrained_") for i in by_id)  # this run's foundation had no such tasks
     with pytest.raises(SystemExit, match="--size quick"):
         merge_previous(_summary("full", {}, "2026-02-02"), _summary("quick", {}, "2026-01-01"))
+
+
+def test_self_steering_report_carries_coherency_per_system_and_combines(tmp_path):
+    from benchmarks import bench_self_steering as bench
+
+    def record(i, family, passed, own, alone):
+        c = lambda x: {"coherency": x, "judge_mass": 1.0, "loglik_per_token": -x, "n_tokens": 4,  # noqa: E731
+                       "word_share": x / 10, "all_words_known": x == 10}
+        return {"id": f"t{i}", "family": family, "task": "t", "constraints": {},
+                "selfsteer": {"passed": passed, "weighted_pass": float(passed), "seconds": 1.0, "planned_as_expected": None,
+                              "program": "p", "answer": "An answer.", "coherence": c(own)},
+                "baseline": {"pass_fraction": 0.5, "pass_at_n": True, "seconds": 2.0, "outputs": ["x" * 300], "coherence": c(alone)}}
+
+    rows = [record(0, "a", True, 4.0, 8.0), record(1, "b", False, 6.0, 10.0)]
+    report = bench.summarize_report({"settings": {"particles": 2, "judge": "j"}}, rows)
+    assert report["totals"]["selfsteer"]["coherency"] == 5.0 and report["totals"]["selfsteer"]["pass_rate"] == 0.5
+    assert report["totals"]["follower_alone"]["word_share"] == 0.9
+    assert report["totals"]["follower_alone"]["all_words_known"] == 0.5
+    assert report["by_family"]["b"]["selfsteer"]["coherency"] == 6.0
+    assert report["totals"]["selfsteer"]["planned_as_expected"] is None  # no task named its program
+    path = tmp_path / "judged.json"
+    path.write_text(json.dumps(report))
+    bench.combine({"set": str(path)}, tmp_path / "summary.json")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["set"]["tasks"][1]["alone_coherency"] == 10.0 and len(summary["set"]["tasks"][1]["alone_answer"]) == 160
+    assert (tmp_path / "summary.png").read_bytes()[:4] == b"\x89PNG"
