@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"----- {m['role']} -----\n{m['content']}\n")
     what = result.program_name or result.class_name
     header = f"# {what} ({result.origin})"
+    header += f"\n# interpreted as: {result.interpreted_as()}"
     if result.params:
         header += f"  params: {json.dumps(result.params)}"
     print(header)

@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     elif result.check_passed:
         source = "the cached program" if result.from_cache else f"attempt {result.attempt}"
         print(result.answer)
-        print(f"\nposterior weight: {result.weight:.3f}   check: passed   program: "
+        print(f"\ninterpreted as: {result.plan.interpreted_as()}")
+        print(f"posterior weight: {result.weight:.3f}   check: passed   program: "
               f"{result.plan.program_name or result.plan.class_name} ({source}, {result.plan.origin})   "
               f"time: {result.seconds:.1f}s")
         print_scaling({"vote": result.vote, "trust": result.trust})

@@ -13,6 +13,12 @@ No planner LM is needed. For a task it
    ``param_lm``, the best program's parameters are first asked of that LM under their JSON
    schema).
 
+Before that it reads every constraint the task states with the constraint vocabulary
+(`programs.vocabulary`). A task naming a constraint outside the vocabulary (rhyme, syllables...)
+gets `NoProgramFits` naming it. A library program is used only when its ``SPEC.covers`` holds
+every kind the task states; otherwise the planner composes one program enforcing all of them
+(`programs.compose`), shown as Python source that passes the planner validator.
+
 With ``feedback`` (the previous attempt failed) it moves on to the next candidate.
 """
 
@@ -25,7 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from selfsteer.programs.compose import ComposedProgram, composed_source, interpretation
 from selfsteer.programs.registry import all_programs
+from selfsteer.programs.vocabulary import KINDS, Constraint, flat_values, parse_prose, unsupported
 from selfsteer.smc import LanguageModel, TextModel
 from selfsteer.smc.scaling.embed import Embedder, load_embedder
 
@@ -74,7 +82,8 @@ class LibraryPlanner:
         margin: float = 0.25,
         param_lm: LanguageModel | None = None,
     ):
-        self.programs = list(programs) if programs is not None else all_programs()
+        library = all_programs() if programs is None else list(programs)
+        self.programs = [cls for cls in library if cls is not ComposedProgram]
         if not self.programs:
             raise ValueError("the library planner needs at least one library program")
         self.threshold, self.margin, self.param_lm = threshold, margin, param_lm
@@ -143,20 +152,67 @@ class LibraryPlanner:
         """A library `Plan` for ``task``; with ``feedback``, the next candidate after the last one."""
         if not isinstance(task, str) or not task.strip():
             raise ValueError("the task must be non-empty text")
-        found = self.candidates(task)
-        attempt = self._tried.get(task, -1) + 1 if feedback else 0
-        if attempt >= len(found):
+        outside = unsupported(task)
+        if outside:
             raise NoProgramFits(
-                f"The library programs that fit this task ({', '.join(c.program.SPEC.name for c, _ in found)}) "
+                f"This task asks for {' and '.join(outside)}, which the offline planner's constraint vocabulary "
+                f"does not cover (it knows: {', '.join(KINDS)}, item lists with prices, JSON records, regexes). "
+                f"{CONFIGURE_LM}"
+            )
+        plans = self.plans(task)
+        attempt = self._tried.get(task, -1) + 1 if feedback else 0
+        if attempt >= len(plans):
+            raise NoProgramFits(
+                f"The programs that fit this task ({', '.join(p.program_name or p.class_name for p in plans)}) "
                 f"all failed; last error: {feedback}. {CONFIGURE_LM}"
             )
         self._tried[task] = attempt
-        cand, params = found[attempt]
-        cls = cand.program
-        return Plan(
-            source=inspect.getsource(inspect.getmodule(cls)),
-            class_name=cls.__name__,
-            params=params,
-            origin="library",
-            program_name=cls.SPEC.name,
-        )
+        return plans[attempt]
+
+    def plans(self, task: str) -> list[Plan]:
+        """The plans the planner tries for ``task``, in order: the library programs that cover
+        every stated constraint, then (if the task states any) the composed program."""
+        unit, constraints = parse_prose(task)
+        try:
+            found = self.candidates(task)
+        except NoProgramFits:
+            if not constraints:
+                raise
+            found = []
+        plans = [library_plan(c.program, p) for c, p in found if not constraints or covers(c.program, p, constraints)]
+        return plans + [composed_plan(unit, constraints)] if constraints else plans
+
+
+def library_plan(cls: type[TextModel], params: dict[str, Any]) -> Plan:
+    return Plan(
+        source=inspect.getsource(inspect.getmodule(cls)),
+        class_name=cls.__name__,
+        params=params,
+        origin="library",
+        program_name=cls.SPEC.name,
+    )
+
+def covers(program: type[TextModel], params: dict[str, Any], constraints: Sequence[Constraint]) -> bool:
+    """``program`` with ``params`` expresses every one of ``constraints``: it covers their kinds
+    and every number, word and letter they state is among its parameters (else the rules
+    dropped one, e.g. a second banned letter or an exact word count)."""
+    stated = set().union(*(c.values() for c in constraints)) if constraints else set()
+    return {c.KIND for c in constraints} <= program.SPEC.covers and stated <= flat_values(list(params.values()))
+
+
+def composed_plan(unit: str, constraints: Sequence[Constraint]) -> Plan:
+    """A plan running `ComposedProgram`; its source is the same program as one validated class.
+
+    Raises `NoProgramFits` naming the conflict when the constraints contradict each other."""
+    try:
+        ComposedProgram.merge(unit, constraints)
+    except ValueError as e:
+        raise NoProgramFits(f"The task's constraints cannot all hold: {e}.") from None
+    return Plan(
+        source=composed_source(unit, constraints),
+        class_name="ComposedTask",
+        params={"unit": unit, "constraints": [c.to_dict() for c in constraints]},
+        origin="library",
+        program_name=ComposedProgram.SPEC.name,
+        interpretation=interpretation(unit, constraints),
+    )

@@ -36,6 +36,14 @@ class Plan:
     program_name: str | None = None
     prompt: list[dict] | None = None
     completion: str | None = None
+    interpretation: str | None = None
+
+    def interpreted_as(self) -> str:
+        """How the planner read the task: ``program(params)`` (a composed program lists its constraints)."""
+        if self.interpretation:
+            return self.interpretation
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{self.program_name or self.class_name}({args})"
 
     def __post_init__(self) -> None:
         if self.origin not in ORIGINS:

@@ -81,6 +81,7 @@ class SolveResult:
             "check_passed": self.check_passed, "attempt": self.attempt, "from_cache": self.from_cache,
             "seconds": self.seconds, "error": self.error,
             "program": self.plan.program_name or self.plan.class_name if self.plan else None,
+            "interpreted_as": self.plan.interpreted_as() if self.plan else None,
             "attempts": [{"number": a.number, "error_kind": a.error_kind, "error": a.error, "seconds": a.seconds,
                           "from_cache": a.from_cache} for a in self.attempts],
             "posterior": self.summary.to_dict()["posterior"] if self.summary else [],

@@ -1,7 +1,9 @@
 """`LibraryProgram`: the base class of the hand-written programs.
 
-A library program is built as ``cls(lm, task, **params)``. Its **target** is the follower prompted
-with the class's task-agnostic ``PRIOR`` ("Write a sentence.") and restricted by the program's
+A library program is built as ``cls(lm, task, **params)``. Its **target** is the follower asked for
+the task's content without its constraints (`programs.topic.content_instruction`: "Write a
+sentence about a bicycle."; the class's ``PRIOR``, e.g. "Write a sentence.", when the task names
+no topic) and restricted by the program's
 masks, forced text, ``condition``s and ``check``; its **proposal** is the follower prompted with
 the user's task (plus notes from ``note``). Every helper below is properly weighted for that
 target (each reduces to `TextModel` primitives):
@@ -30,12 +32,14 @@ from selfsteer.smc import Categorical, Chunk, LanguageModel, TextModel, Token, T
 
 from .registry import ProgramSpec
 from .tokens import END_MARKS, LETTERS_DIGITS, ProseTokens
+from .topic import content_instruction
 
 MAX_WORD_CHARS = 18  # prose_mask stops a word from growing past this many characters
 
 
 class LibraryProgram(TextModel):
-    """Base of library programs: the task steers the proposal and ``PRIOR`` defines the target.
+    """Base of library programs: the task steers the proposal; its content (topic and genre, see
+    `programs.topic`) or else ``PRIOR`` defines the target.
 
     Args:
         lm: the follower LM.
@@ -49,7 +53,8 @@ class LibraryProgram(TextModel):
     def __init__(self, lm: LanguageModel, task: str, *, max_tokens: int = 64):
         if not isinstance(task, str) or not task.strip():
             raise ValueError("a library program needs the task as non-empty text")
-        super().__init__(lm, self.PRIOR, task, max_tokens=max_tokens)
+        self.content = content_instruction(task, self.PRIOR)
+        super().__init__(lm, self.content, task, max_tokens=max_tokens)
         self.task = task
         self.tokens = ProseTokens.of(lm)
 

@@ -8,11 +8,23 @@ it is in and how many words it has. ``check`` re-reads the finished paragraph wi
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from selfsteer.smc import LanguageModel, Token, TokenMask
 
 from .base import LibraryProgram
 from .collie_sentences import check_word
+from .phrasing import (
+    QUOTED,
+    ExtractionError,
+    bounds_of,
+    clause_after,
+    count_of,
+    require,
+    single_words,
+    word_limits,
+    word_list,
+)
 from .registry import ProgramSpec
 from .text import ends_sentence, same_word, sentences, words
 from .tokens import END_MARKS, continues_word
@@ -67,6 +79,25 @@ class ParagraphProgram(LibraryProgram):
         )
 
 
+def optional_sentences(task: str) -> dict[str, Any]:
+    low, high = bounds_of(task, "sentences?")
+    n = count_of(task, "sentences?") or low or high
+    return {"n_sentences": n} if n else {}
+
+
+def read_paragraph_sentence_count(task: str) -> dict[str, Any]:
+    """The parameters of ``paragraph_sentence_count`` read from ``task`` (`ExtractionError` naming what is missing)."""
+    low, high = bounds_of(task, "sentences?")
+    n = count_of(task, "sentences?") or low or high
+    params: dict[str, Any] = {"n_sentences": require(n, "the number of sentences")}
+    per = clause_after(task, r"\beach\b|\bevery\b")
+    if per:
+        low, high = bounds_of(per, "words?")
+        exact = count_of(per, "words?") if low is None and high is None else None
+        params |= word_limits(*((exact, exact) if exact else (low, high)))
+    return params
+
+
 class SentenceCount(ParagraphProgram):
     """A paragraph of exactly ``n_sentences`` sentences of ``min_words..max_words`` words each.
 
@@ -79,6 +110,8 @@ class SentenceCount(ParagraphProgram):
     SPEC = ProgramSpec(
         name="paragraph_sentence_count",
         family=FAMILY,
+        covers=frozenset({"segment_count", "segment_words"}),
+        extract=read_paragraph_sentence_count,
         description=(
             "Write a paragraph with an exact number of sentences, optionally with each sentence "
             "between a minimum and a maximum number of words."
@@ -114,6 +147,13 @@ class SentenceCount(ParagraphProgram):
         return self.sentences_ok(text)
 
 
+def read_paragraph_sentence_starts(task: str) -> dict[str, Any]:
+    """The parameters of ``paragraph_sentence_starts`` read from ``task`` (`ExtractionError` naming what is missing)."""
+    clause = clause_after(task, r"\b(?:begins?|starts?|opens?)\s+with(?:\s+the\s+word)?\b|\bbeginning\s+with(?:\s+the\s+word)?\b")
+    words = single_words(word_list(require(clause, "the word every sentence starts with"))[:1], "the first word")
+    return {"start_word": words[0]} | optional_sentences(task)
+
+
 class SentenceStarts(ParagraphProgram):
     """A paragraph of ``n_sentences`` sentences, each beginning with the word ``start_word``.
 
@@ -126,6 +166,8 @@ class SentenceStarts(ParagraphProgram):
     SPEC = ProgramSpec(
         name="paragraph_sentence_starts",
         family=FAMILY,
+        covers=frozenset({"segment_starts", "segment_count"}),
+        extract=read_paragraph_sentence_starts,
         description="Write a paragraph in which every sentence begins with the same given word.",
         params_schema={
             "type": "object",
@@ -168,6 +210,13 @@ class SentenceStarts(ParagraphProgram):
         )
 
 
+def read_paragraph_forbidden_words(task: str) -> dict[str, Any]:
+    """The parameters of ``paragraph_forbidden_words`` read from ``task`` (`ExtractionError` naming what is missing)."""
+    clause = clause_after(task, r"\b(?:do not|don't|never|not)\s+(?:use|uses|using|include)\b|\bwithout(?:\s+using)?\b|\bavoid(?:s|ing)?\b|\bforbidden\b|\bbanned\b")
+    words = single_words(word_list(require(clause, "the forbidden words")), "the forbidden words")
+    return {"forbidden": words} | optional_sentences(task)
+
+
 class ForbiddenWords(ParagraphProgram):
     """A paragraph of ``n_sentences`` sentences that never uses any of the ``forbidden`` words.
 
@@ -180,6 +229,8 @@ class ForbiddenWords(ParagraphProgram):
     SPEC = ProgramSpec(
         name="paragraph_forbidden_words",
         family=FAMILY,
+        covers=frozenset({"banned_words", "segment_count"}),
+        extract=read_paragraph_forbidden_words,
         description="Write a paragraph of several sentences that does not use any of a list of forbidden (banned) words.",
         params_schema={
             "type": "object",
@@ -218,6 +269,17 @@ class ForbiddenWords(ParagraphProgram):
         return is_paragraph(text) and len(sentences(text)) == self.n_sentences and not self.uses_forbidden(text)
 
 
+def read_paragraph_last_words(task: str) -> dict[str, Any]:
+    """The parameters of ``paragraph_last_words`` read from ``task`` (`ExtractionError` naming what is missing)."""
+    cue = r"\bend(?:s|ing)?\s+(?:in|with|on)\b|\b(?:last|final|closing)\s+words\b"
+    if not re.search(cue, task, re.I):
+        raise ExtractionError("could not find how the sentences must end (e.g. \"end with 'a' and 'b'\")")
+    quoted = [q.strip() for q in QUOTED.findall(task)]
+    if not quoted:
+        quoted = word_list(require(clause_after(task, r"\bend(?:s|ing)?\s+(?:in|with)(?:\s+the\s+words?)?\b"), "the last words"))
+    return {"last_words": single_words(quoted, "the last words")}
+
+
 class LastWords(ParagraphProgram):
     """A paragraph whose sentence i ends with the word ``last_words[i]`` (one sentence per word).
 
@@ -233,6 +295,8 @@ class LastWords(ParagraphProgram):
     SPEC = ProgramSpec(
         name="paragraph_last_words",
         family=FAMILY,
+        covers=frozenset({"last_words", "segment_count"}),
+        extract=read_paragraph_last_words,
         description="Write a paragraph whose sentences end with given words, in order (one sentence per given last word).",
         params_schema={
             "type": "object",

@@ -7,9 +7,27 @@ and ``check`` verifies the finished sentence from scratch (`programs.text` defin
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from selfsteer.smc import LanguageModel
 
 from .base import LibraryProgram
+from .phrasing import (
+    NUM,
+    ORD,
+    ExtractionError,
+    bounds_of,
+    clause_after,
+    count_of,
+    exact_count_of,
+    number,
+    ordinal,
+    require,
+    single_words,
+    word_limits,
+    word_list,
+)
 from .registry import ProgramSpec
 from .text import PUNCTUATION, count_words, is_one_sentence, same_word, words
 from .tokens import END_MARKS, LETTERS_DIGITS, PROSE_CHARS
@@ -32,6 +50,11 @@ def current_word(text: str) -> str:
     return text.split()[-1].strip(PUNCTUATION)
 
 
+def read_sentence_word_count(task: str) -> dict[str, Any]:
+    """The parameters of ``sentence_word_count`` read from ``task`` (`ExtractionError` naming what is missing)."""
+    return {"n_words": require(exact_count_of(task, "words?"), "an exact number of words")}
+
+
 class ExactWordCount(LibraryProgram):
     """A sentence of exactly ``n_words`` words.
 
@@ -45,6 +68,8 @@ class ExactWordCount(LibraryProgram):
     SPEC = ProgramSpec(
         name="sentence_word_count",
         family=FAMILY,
+        covers=frozenset({"word_count"}),
+        extract=read_sentence_word_count,
         description="Write one sentence with exactly N words (a word count constraint on a single sentence).",
         params_schema={
             "type": "object",
@@ -75,6 +100,23 @@ class ExactWordCount(LibraryProgram):
         return is_one_sentence(text) and count_words(text) == self.n_words
 
 
+def read_sentence_words_at_positions(task: str) -> dict[str, Any]:
+    """The parameters of ``sentence_words_at_positions`` read from ``task`` (`ExtractionError` naming what is missing)."""
+    n_words = count_of(task, "words?")
+    pairs = re.findall(rf"\b{ORD}\s+word\s+(?:is|should be|must be|will be|be|=|:)?\s*['\"‘“]([^'\"‘’“”]+)['\"’”]", task, re.I)
+    pairs = pairs or re.findall(rf"\b{ORD}\s+word\s+(?:is|should be|must be|will be)\s+([A-Za-z][\w'-]*)", task, re.I)
+    pairs += [(o, w) for w, o in re.findall(rf"['\"‘“]([^'\"‘’“”]+)['\"’”]\s+(?:is\s+|as\s+)?the\s+{ORD}\s+word\b", task, re.I)]
+    words_at: dict[str, str] = {}
+    for o, w in pairs:
+        pos = ordinal(o)
+        if pos is None:
+            pos = require(n_words, "the number of words (needed to place the last word)")
+        words_at[str(pos)] = w.strip()
+    if not words_at:
+        raise ExtractionError("could not find any 'Nth word is X' in the task")
+    return {"words_at": words_at} | ({"n_words": n_words} if n_words else {})
+
+
 class WordsAtPositions(LibraryProgram):
     """A sentence with given words at given (1-based) positions, optionally of exactly ``n_words``.
 
@@ -88,6 +130,8 @@ class WordsAtPositions(LibraryProgram):
     SPEC = ProgramSpec(
         name="sentence_words_at_positions",
         family=FAMILY,
+        covers=frozenset({"words_at", "word_count"}),
+        extract=read_sentence_words_at_positions,
         description=(
             "Write one sentence where given words appear at given word positions "
             "(for example the 3rd word is 'soft'), optionally with an exact number of words."
@@ -152,6 +196,15 @@ class WordsAtPositions(LibraryProgram):
         return all(p <= len(ws) and same_word(ws[p - 1], w) for p, w in self.words_at.items())
 
 
+def read_sentence_max_word_length(task: str) -> dict[str, Any]:
+    """The parameters of ``sentence_max_word_length`` read from ``task`` (`ExtractionError` naming what is missing)."""
+    _, longest = bounds_of(task, "characters?|letters?|chars?")
+    if longest is None and (m := re.search(rf"\b(?:longer|more)\s+than\s+{NUM}\s+(?:characters?|letters?)", task, re.I)):
+        longest = number(m.group(1))
+    params: dict[str, Any] = {"max_word_chars": require(longest, "the maximum word length")}
+    return params | word_limits(*bounds_of(task, "words?"))
+
+
 class MaxWordLength(LibraryProgram):
     """A sentence of at least ``min_words`` words, none longer than ``max_word_chars`` characters.
 
@@ -165,6 +218,8 @@ class MaxWordLength(LibraryProgram):
     SPEC = ProgramSpec(
         name="sentence_max_word_length",
         family=FAMILY,
+        covers=frozenset({"max_word_length", "word_count"}),
+        extract=read_sentence_max_word_length,
         description=(
             "Write one sentence in which every word is short: no word longer than a maximum number "
             "of letters, with at least a minimum number of words."
@@ -216,6 +271,21 @@ class MaxWordLength(LibraryProgram):
         return is_one_sentence(text) and len(ws) >= self.min_words and all(len(w) <= self.max_word_chars for w in ws)
 
 
+NEGATION = re.compile(r"\b(?:not|never|no|without|avoid\w*|don't|doesn't|forbid\w*|ban\w*)\b[^.;]{0,12}$", re.I)
+
+
+def read_sentence_including_words(task: str) -> dict[str, Any]:
+    """The parameters of ``sentence_including_words`` read from ``task`` (`ExtractionError` naming what is missing)."""
+    trigger = r"\b(?:includ\w*|contain\w*|uses?|using|with)\s+(?:the\s+)?(?:following\s+)?(?:words?|terms?)\b|\bwords?\s+(?:are\s+)?included\b"
+    m = re.search(trigger, task, re.I)
+    if m is None:
+        raise ExtractionError("could not find the words to include (e.g. \"uses the words 'a' and 'b'\")")
+    if NEGATION.search(task[: m.start()]):
+        raise ExtractionError("the task forbids words rather than requiring them")
+    clause = clause_after(task[m.start():], trigger) or ""
+    return {"words": single_words(word_list(clause), "the words to include")}
+
+
 class IncludeWords(LibraryProgram):
     """A sentence that includes every one of the given words.
 
@@ -232,6 +302,8 @@ class IncludeWords(LibraryProgram):
     SPEC = ProgramSpec(
         name="sentence_including_words",
         family=FAMILY,
+        covers=frozenset({"required_words"}),
+        extract=read_sentence_including_words,
         description="Write one sentence that must include (use) all of a given list of words.",
         params_schema={
             "type": "object",
@@ -295,6 +367,11 @@ class IncludeWords(LibraryProgram):
         return is_one_sentence(text) and all(any(same_word(w, p) for p in present) for w in self.required)
 
 
+def read_sentence_char_count(task: str) -> dict[str, Any]:
+    """The parameters of ``sentence_char_count`` read from ``task`` (`ExtractionError` naming what is missing)."""
+    return {"n_chars": require(exact_count_of(task, "characters?|chars?"), "an exact number of characters")}
+
+
 class ExactCharCount(LibraryProgram):
     """A sentence of exactly ``n_chars`` characters, spaces and punctuation included.
 
@@ -308,6 +385,8 @@ class ExactCharCount(LibraryProgram):
     SPEC = ProgramSpec(
         name="sentence_char_count",
         family=FAMILY,
+        covers=frozenset({"char_count"}),
+        extract=read_sentence_char_count,
         description="Write one sentence with an exact number of characters (letters, spaces and punctuation all count).",
         params_schema={
             "type": "object",
@@ -349,6 +428,13 @@ class ExactCharCount(LibraryProgram):
         return is_one_sentence(text) and len(text.strip()) == self.n_chars
 
 
+def read_sentence_without_letter(task: str) -> dict[str, Any]:
+    """The parameters of ``sentence_without_letter`` read from ``task`` (`ExtractionError` naming what is missing)."""
+    m = re.search(r"\bletters?\s+['\"‘“]?([A-Za-z])['\"’”]?(?![A-Za-z])", task, re.I)
+    params: dict[str, Any] = {"letter": require(m, "the banned letter").group(1).lower()}
+    return params | word_limits(*bounds_of(task, "words?"))
+
+
 class BannedLetter(LibraryProgram):
     """A sentence that never uses the letter ``letter`` (either case).
 
@@ -361,6 +447,8 @@ class BannedLetter(LibraryProgram):
     SPEC = ProgramSpec(
         name="sentence_without_letter",
         family=FAMILY,
+        covers=frozenset({"banned_letters", "word_count"}),
+        extract=read_sentence_without_letter,
         description="Write one sentence that does not contain a given letter anywhere (a lipogram, a banned letter).",
         params_schema={
             "type": "object",

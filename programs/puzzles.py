@@ -8,12 +8,26 @@ and schedules hold by construction; free text uses prose tokens (`ProseTokens`).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from selfsteer.smc import LanguageModel
 
 from .base import LibraryProgram
 from .collie_paragraphs import sentence_state
 from .collie_sentences import check_word
+from .phrasing import (
+    BELOW,
+    CLOCK,
+    NUM,
+    ExtractionError,
+    bounds_of,
+    clause_after,
+    count_of,
+    number,
+    require,
+    single_words,
+    word_list,
+)
 from .registry import ProgramSpec
 from .text import count_words, ends_sentence, lines, same_word, words
 from .tokens import END_MARKS, LETTERS_DIGITS, PROSE_CHARS, continues_word
@@ -21,6 +35,16 @@ from .tokens import END_MARKS, LETTERS_DIGITS, PROSE_CHARS, continues_word
 FAMILY = "puzzles"
 ITEM_LINE = re.compile(r"^- (?P<name>[^:$\n]+): \$(?P<dollars>\d+)\.(?P<cents>\d\d)$")
 ACTIVITY_LINE = re.compile(r"^(?P<h1>\d{1,2}):(?P<m1>\d\d)-(?P<h2>\d{1,2}):(?P<m2>\d\d): (?P<what>\S.*)$")
+
+
+def read_square_poem(task: str) -> dict[str, Any]:
+    """The parameters of ``square_poem`` read from ``task`` (`ExtractionError` naming what is missing)."""
+    if not re.search(r"\blines?\b", task, re.I):
+        raise ExtractionError("a square poem needs a number of lines")
+    n_lines, n_words = count_of(task, "lines?"), count_of(task, "words?")
+    if n_lines and n_words and n_lines != n_words:
+        raise ExtractionError(f"{n_lines} lines of {n_words} words is not a square poem")
+    return {"n": require(n_lines or n_words, "the number of lines")}
 
 
 class SquarePoem(LibraryProgram):
@@ -37,6 +61,8 @@ class SquarePoem(LibraryProgram):
     SPEC = ProgramSpec(
         name="square_poem",
         family=FAMILY,
+        covers=frozenset({"segment_count", "segment_words"}),
+        extract=read_square_poem,
         description="Write a poem with N lines where every line has exactly N words (a square poem).",
         params_schema={
             "type": "object",
@@ -79,6 +105,22 @@ class SquarePoem(LibraryProgram):
         return len(rows) == self.n and all(count_words(row) == self.n for row in rows)
 
 
+def read_ingredient_list_budget(task: str) -> dict[str, Any]:
+    """The parameters of ``ingredient_list_budget`` read from ``task`` (`ExtractionError` naming what is missing)."""
+    low, high = bounds_of(task, "ingredients?|items?|things?|products?")
+    max_items = high or count_of(task, "ingredients?|items?")
+    if max_items is None and (m := re.search(rf"\b{NUM}\s+(?:[a-z]+\s+)?(?:ingredients?|items?|products?|things)\b", task, re.I)):
+        low = max_items = number(m.group(1))  # "3 grocery items": exactly three
+    m = re.search(rf"(\b{BELOW}\s+)?\$\s?(\d+(?:\.\d{{1,2}})?)", task, re.I)
+    budget = float(require(m, "the budget (a $ amount)").group(2))
+    if m.group(1):  # "less than $18": strictly below
+        budget = round(budget - 0.01, 2)
+    params: dict[str, Any] = {"max_items": require(max_items, "the maximum number of ingredients"), "budget": budget}
+    if low is not None:
+        params["min_items"] = low
+    return params
+
+
 class IngredientList(LibraryProgram):
     """An ingredient list of at most ``max_items`` lines "- name: $D.CC" costing at most ``budget``.
 
@@ -94,6 +136,7 @@ class IngredientList(LibraryProgram):
     SPEC = ProgramSpec(
         name="ingredient_list_budget",
         family=FAMILY,
+        extract=read_ingredient_list_budget,
         description=(
             "Write an ingredients list for a recipe with at most N ingredients, each with a dollar "
             "price, whose total cost stays within a budget."
@@ -175,6 +218,25 @@ def clock(minutes: int) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}"
 
 
+def clock_hour(hours: str, minutes: str | None, meridiem: str | None) -> int:
+    h = int(hours)
+    if meridiem and meridiem.lower().startswith("p") and h < 12:
+        h += 12
+    if meridiem and meridiem.lower().startswith("a") and h == 12:
+        h = 0
+    return h
+
+
+def read_trip_itinerary(task: str) -> dict[str, Any]:
+    """The parameters of ``trip_itinerary`` read from ``task`` (`ExtractionError` naming what is missing)."""
+    params: dict[str, Any] = {"n_activities": require(count_of(task, "activities|activity|stops|events|visits"), "the number of activities")}
+    m = re.search(rf"\b(?:between|from)\s+{CLOCK}\s+(?:and|to|until|till|-)\s+{CLOCK}", task, re.I)
+    if m:
+        params["start_hour"] = clock_hour(m.group(1), m.group(2), m.group(3))
+        params["end_hour"] = clock_hour(m.group(4), m.group(5), m.group(6))
+    return params
+
+
 class TripItinerary(LibraryProgram):
     """A one-day itinerary of ``n_activities`` lines "H:MM-H:MM: activity", in order, without
     overlaps, between ``start_hour`` and ``end_hour`` (24-hour clock, half-hour slots).
@@ -191,6 +253,7 @@ class TripItinerary(LibraryProgram):
     SPEC = ProgramSpec(
         name="trip_itinerary",
         family=FAMILY,
+        extract=read_trip_itinerary,
         description=(
             "Plan a one-day trip itinerary with a given number of activities, each with a start and "
             "end time, in order and without overlap, within the day's opening hours."
@@ -267,6 +330,17 @@ class TripItinerary(LibraryProgram):
         return all(a <= b for a, b in zip(edges, edges[1:], strict=False)) and all(s < e for s, e in times)
 
 
+def read_grant_abstract(task: str) -> dict[str, Any]:
+    """The parameters of ``grant_abstract`` read from ``task`` (`ExtractionError` naming what is missing)."""
+    low, high = bounds_of(task, "words?")
+    params: dict[str, Any] = {"min_words": require(low, "the minimum number of words"),
+                              "max_words": require(high, "the maximum number of words")}
+    clause = clause_after(task, r"\b(?:do not|don't|never|not)\s+(?:use|using|include)\b|\bwithout(?:\s+using)?\b|\bavoid(?:ing)?\b")
+    if clause:
+        params["forbidden"] = single_words(word_list(clause), "the forbidden words")
+    return params
+
+
 class GrantAbstract(LibraryProgram):
     """A grant-proposal abstract "Abstract: ..." of ``min_words..max_words`` words that avoids
     the ``forbidden`` words.
@@ -284,6 +358,8 @@ class GrantAbstract(LibraryProgram):
     SPEC = ProgramSpec(
         name="grant_abstract",
         family=FAMILY,
+        covers=frozenset({"word_count", "banned_words", "segment_starts"}),
+        extract=read_grant_abstract,
         description=(
             "Write a grant proposal abstract starting with 'Abstract:' whose length is between a "
             "minimum and a maximum number of words, optionally without using some forbidden terms."

@@ -9,6 +9,7 @@ they imply. Planners retrieve programs by description and examples and fill in t
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ import jsonschema
 
 from selfsteer.smc import LanguageModel, TextModel
 
-FAMILY_MODULES = ("collie_sentences", "collie_paragraphs", "puzzles", "structured")
+FAMILY_MODULES = ("collie_sentences", "collie_paragraphs", "puzzles", "structured", "compose")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,10 @@ class ProgramSpec:
         description: the tasks this program solves, in plain words (retrieval embeds it).
         params_schema: a JSON schema (``type: object``) of the keyword parameters.
         examples: ``(task_text, params)`` pairs; each params dict satisfies the schema.
+        extract: the program's extraction rule: ``extract(task) -> params`` for a task in plain
+            English (`phrasing.ExtractionError` naming what it cannot find).
+        covers: the kinds of the constraint vocabulary (`programs.vocabulary`) its parameters
+            express; the offline planner composes a program when a task states any other kind.
     """
 
     name: str
@@ -36,6 +41,8 @@ class ProgramSpec:
     description: str
     params_schema: dict[str, Any]
     examples: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    covers: frozenset[str] = frozenset()
+    extract: Callable[[str], dict[str, Any]] | None = None
 
     def validate(self, params: dict[str, Any]) -> dict[str, Any]:
         """Return ``params`` if they satisfy the schema, else raise ValueError naming the problem."""

@@ -16,6 +16,7 @@ import jsonschema
 from selfsteer.smc import JsonSchema, LanguageModel, Regex
 
 from .base import LibraryProgram
+from .phrasing import AT_LEAST, AT_MOST, NUM, ExtractionError, bounds_of, number, require
 from .registry import ProgramSpec
 
 FAMILY = "structured"
@@ -57,10 +58,12 @@ def schema_regex(schema: Any) -> str:
         values = schema.get("enum", [schema.get("const")])
         return "(" + "|".join(literal(json.dumps(v)) for v in values) + ")"
     supported = {"type", "properties", "required", "items", "minItems", "maxItems", "maxLength", "minLength",
-                 "additionalProperties", "description", "title", "$schema", "minimum"}
+                 "additionalProperties", "description", "title", "$schema", "minimum", "maximum"}
     extra = set(schema) - supported
-    if extra or (schema.get("minimum", 0) != 0) or schema.get("additionalProperties", False) not in (False, True):
-        raise Unsupported(f"schema keywords {sorted(extra) or ['minimum/additionalProperties']}")
+    if schema.get("type") == "integer" and ("maximum" in schema or schema.get("minimum", 0) != 0):
+        return integer_range(schema.get("minimum"), schema.get("maximum"))
+    if extra or (schema.get("minimum", 0) != 0) or "maximum" in schema or schema.get("additionalProperties", False) not in (False, True):
+        raise Unsupported(f"schema keywords {sorted(extra) or ['minimum/maximum/additionalProperties']}")
     kind = schema.get("type", "object" if "properties" in schema else None)
     if kind == "object":
         props = schema.get("properties", {})
@@ -91,6 +94,57 @@ def schema_regex(schema: Any) -> str:
     raise Unsupported(f"type {kind!r}")
 
 
+SCHEMA_KEYS = {"type", "properties", "items", "enum", "const", "anyOf", "oneOf", "allOf", "$schema", "$ref"}
+
+
+def read_json_schema(task: str) -> dict[str, Any]:
+    """The parameters of ``json_schema`` read from ``task`` (`ExtractionError` naming what is missing)."""
+    decoder = json.JSONDecoder()
+    for start in (i for i, c in enumerate(task) if c == "{"):
+        try:
+            value, _ = decoder.raw_decode(task[start:])
+        except ValueError:
+            continue
+        if isinstance(value, dict) and SCHEMA_KEYS & set(value):
+            return {"schema": value}
+    if re.search(r"\bJSON\b", task) and (fields := JSON_FIELD.findall(task)):
+        props = {name: field_schema(kind, detail) for name, kind, detail in fields}
+        return {"schema": {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}}
+    raise ExtractionError("could not find a JSON schema (a JSON object with 'type' or 'properties', or keys "
+                          "written as 'name (string), age (integer between 18 and 99)') in the task")
+
+
+JSON_FIELD = re.compile(r"\b([A-Za-z_]\w*)\s*\(\s*(?:an?\s+)?(string|text|integer|int|whole number|number|float|decimal|boolean|bool)\b([^)]*)\)", re.I)
+JSON_TYPES = {"string": "string", "text": "string", "integer": "integer", "int": "integer", "whole number": "integer",
+              "number": "number", "float": "number", "decimal": "number", "boolean": "boolean", "bool": "boolean"}
+
+
+def field_schema(kind: str, detail: str) -> dict[str, Any]:
+    """The schema of one record field written as ``age (integer between 18 and 99)``."""
+    schema: dict[str, Any] = {"type": JSON_TYPES[kind.lower()]}
+    if schema["type"] == "string":
+        low, high = bounds_of(detail, "characters?|chars?|letters?")
+        schema |= {k: v for k, v in (("minLength", low), ("maxLength", high)) if v is not None}
+    elif schema["type"] in ("integer", "number"):
+        if m := re.search(rf"\b(?:between|from)\s+{NUM}\s+(?:and|to)\s+{NUM}", detail, re.I):
+            schema |= {"minimum": number(m.group(1)), "maximum": number(m.group(2))}
+        if m := re.search(rf"\b{AT_LEAST}\s+{NUM}", detail, re.I):
+            schema["minimum"] = number(m.group(1))
+        if m := re.search(rf"\b{AT_MOST}\s+{NUM}", detail, re.I):
+            schema["maximum"] = number(m.group(1))
+    return schema
+
+
+INTEGER_RANGE_MAX = 400  # integer bounds spanning more values than this stay with the JSON-schema constraint
+
+
+def integer_range(low: int | None, high: int | None) -> str:
+    """A regex for the integers ``low..high`` (both bounds needed, at most ``INTEGER_RANGE_MAX`` values)."""
+    if low is None or high is None or high - low > INTEGER_RANGE_MAX or high < low:
+        raise Unsupported("integer bounds (only small closed ranges are translated)")
+    return "(" + "|".join(str(v) for v in range(high, low - 1, -1)) + ")"
+
+
 class JsonOutput(LibraryProgram):
     """A JSON document valid under ``schema`` (JSON Schema draft 7).
 
@@ -106,6 +160,7 @@ class JsonOutput(LibraryProgram):
     SPEC = ProgramSpec(
         name="json_schema",
         family=FAMILY,
+        extract=read_json_schema,
         description="Answer with a JSON object (or value) that is valid under a given JSON schema.",
         params_schema={
             "type": "object",
@@ -151,6 +206,19 @@ class JsonOutput(LibraryProgram):
         return matches_schema(text, self.schema)
 
 
+def read_regex(task: str) -> dict[str, Any]:
+    """The parameters of ``regex`` read from ``task`` (`ExtractionError` naming what is missing)."""
+    found = re.search(r"`([^`]+)`", task) or re.search(r"(?:regex|regular expression|pattern)\s*(?:of\s+)?/(.+?)/(?:\s|$|[.,;])", task, re.I)
+    if found is None:
+        found = re.search(r"(?:regex|regular expression|pattern)\s*:?\s*['\"](.+?)['\"](?:\s|$|[.,;])", task, re.I)
+    pattern = require(found, "the regular expression (put it in `backticks`)").group(1)
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        raise ExtractionError(f"{pattern!r} is not a valid regular expression ({e})") from None
+    return {"pattern": pattern}
+
+
 class RegexOutput(LibraryProgram):
     """Text that fully matches the regular expression ``pattern`` (no backreferences or lookaround).
 
@@ -166,6 +234,7 @@ class RegexOutput(LibraryProgram):
     SPEC = ProgramSpec(
         name="regex",
         family=FAMILY,
+        extract=read_regex,
         description="Write text that exactly matches a given regular expression pattern (a format such as a date, a code or an ID).",
         params_schema={
             "type": "object",

@@ -35,6 +35,11 @@ PARAPHRASES = [
     ("Write a grant proposal abstract on ocean plastics of 50 to 70 words, starting with 'Abstract:'.", "grant_abstract", {"min_words": 50, "max_words": 70}),
     ('Reply with JSON valid under {"type": "object", "properties": {"answer": {"type": "string"}}}.', "json_schema", {"schema": {"type": "object", "properties": {"answer": {"type": "string"}}}}),
     ("Give me a phone number that matches the regex `[0-9]{3}-[0-9]{4}`.", "regex", {"pattern": "[0-9]{3}-[0-9]{4}"}),
+    ("List 3 grocery items for a picnic, each with a dollar price, no more than $10 in total.", "ingredient_list_budget",
+     {"max_items": 3, "budget": 10.0, "min_items": 3}),
+    ("Give me a JSON object with keys name (string), age (integer between 18 and 99) and city (string).", "json_schema",
+     {"schema": {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 18, "maximum": 99},
+                                                  "city": {"type": "string"}}, "required": ["name", "age", "city"], "additionalProperties": False}}),
 ]
 UNRELATED = [
     "What is the capital of France?", "Translate 'good morning' into German.", "Solve 2x + 3 = 7.",
@@ -78,7 +83,7 @@ def test_unrelated_tasks_get_no_program_fits(planner, task):
 
 
 def test_similarity_ranks_the_right_program_first_for_each_description(planner):
-    for cls in all_programs():
+    for cls in planner.programs:
         assert planner.rank(cls.SPEC.description)[0].program is cls
 
 
@@ -86,8 +91,9 @@ def test_feedback_moves_to_the_next_candidate_then_gives_up(planner):
     task = "Write a sentence of 8 words whose first word is 'Every' and whose last word is 'home'."
     first = planner.plan(task)
     assert first.program_name == "sentence_words_at_positions"
-    second = planner.plan(task, feedback="ProgramError: boom")
-    assert second.program_name == "sentence_word_count" and second.params == {"n_words": 8}
+    second = planner.plan(task, feedback="ProgramError: boom")  # no other library program covers the task
+    assert second.program_name == "composed"
+    assert second.interpreted_as() == "sentence(word_count(min_words=8, max_words=8), words_at(words_at={'1': 'Every', '8': 'home'}))"
     with pytest.raises(NoProgramFits, match="all failed; last error: ProgramError: boom"):
         planner.plan(task, feedback="ProgramError: boom")
     assert planner.plan(task).program_name == "sentence_words_at_positions"  # a fresh plan starts over
@@ -176,3 +182,142 @@ def test_parameter_lm_fills_what_the_rules_cannot(lm):
     assert set(plan.params) == {"n_words"} and 1 <= plan.params["n_words"] <= 60
     with pytest.raises(NoProgramFits, match="No library program fits"):
         planner.plan("What is the capital of France?")  # the LM never rescues an unrelated task
+
+
+# ----- the constraint vocabulary and composition ----------------------------------------------------
+from selfsteer.programs.vocabulary import (  # noqa: E402
+    BannedLetters,
+    BannedWords,
+    LastWords,
+    MaxWordLength,
+    RequiredWords,
+    SegmentStarts,
+    WordCount,
+    WordInitial,
+    WordsAt,
+    constraint_from_dict,
+    parse_prose,
+)
+
+ORDINAL_WORDS = ["first", "second", "third", "fourth"]
+NOUNS = ["candle", "harbor", "violin", "copper", "orchard", "lantern", "meadow", "pepper"]
+RARE_LETTERS = "bfjkqvxz"
+
+
+def phrasings(kind: str, draw) -> tuple[str, object]:
+    """One free phrasing of a sentence constraint of ``kind`` and the constraint it states."""
+    pick = lambda xs: draw(st.sampled_from(xs))  # noqa: E731
+    n = draw(st.integers(5, 30))
+    word, other = draw(st.lists(st.sampled_from(NOUNS), min_size=2, max_size=2, unique=True))
+    letter = pick(list(RARE_LETTERS))
+    quote = pick(["'", '"', ""])
+    if kind == "word_count":
+        return pick([
+            (f"with exactly {n} words", WordCount(n, n)), (f"of {spell(n)} words", WordCount(n, n)),
+            (f"of at most {n} words", WordCount(None, n)), (f"of no more than {spell(n)} words", WordCount(None, n)),
+            (f"with between {n} and {n + 5} words", WordCount(n, n + 5)), (f"with fewer than {n} words", WordCount(None, n - 1)),
+        ])
+    if kind == "words_at":
+        k = draw(st.integers(1, 4))
+        return pick([(f"where the {ORDINAL_WORDS[k - 1]} word is {quote}{word}{quote}", WordsAt(((k, word),))),
+                     (f"where word number {k} is {quote}{word}{quote}", WordsAt(((k, word),)))])
+    if kind == "banned_letters":
+        return pick([(f"without the letter {quote}{letter}{quote}", BannedLetters(letter)),
+                     (f"without using the character {quote}{letter}{quote}", BannedLetters(letter)),
+                     (f"in which the letter {quote}{letter}{quote} never appears", BannedLetters(letter))])
+    if kind == "banned_words":
+        return pick([(f"without the words {quote}{word}{quote} and {quote}{other}{quote}", BannedWords((word, other))),
+                     (f"avoiding the word {quote}{word}{quote}", BannedWords((word,)))])
+    if kind == "required_words":
+        return pick([(f"including the word {quote}{word}{quote}", RequiredWords((word,))),
+                     (f"mentioning '{word}' and '{other}'", RequiredWords((word, other))),
+                     (f"that uses the words {quote}{word}{quote} and {quote}{other}{quote}", RequiredWords((word, other)))])
+    if kind == "max_word_length":
+        m = draw(st.integers(3, 9))
+        return pick([(f"in which no word is longer than {m} letters", MaxWordLength(m)),
+                     (f"where every word has fewer than {spell(m + 1)} characters", MaxWordLength(m)),
+                     (f"using only words of at most {m} letters", MaxWordLength(m))])
+    if kind == "word_initial":
+        return pick([(f"where every word starts with the letter {quote}{letter}{quote}", WordInitial(letter)),
+                     (f"in which all words begin with '{letter}'", WordInitial(letter))])
+    if kind == "segment_starts":
+        return (f"that starts with the word {quote}{word.capitalize()}{quote}", SegmentStarts(word.capitalize()))
+    assert kind == "last_words"
+    return (f"that ends with the word {quote}{word}{quote}", LastWords((word,)))
+
+
+SENTENCE_KINDS = ["word_count", "words_at", "banned_letters", "banned_words", "required_words", "max_word_length",
+                  "word_initial", "segment_starts", "last_words"]
+
+
+@given(data=st.data(), kinds=st.lists(st.sampled_from(SENTENCE_KINDS), min_size=2, max_size=2, unique=True),
+       joiner=st.sampled_from([" and ", ", ", " "]))
+def test_every_pair_of_sentence_constraints_parses_to_both(data, kinds, joiner):
+    first, second = (phrasings(k, data.draw) for k in kinds)
+    if {"word_count", "last_words"} <= set(kinds) and first[1].__dict__.get("min_words") == first[1].__dict__.get("max_words"):
+        return  # an exact count turns "ends with w" into a word position; tested below
+    task = f"Write a sentence about the sea {first[0]}{joiner}{second[0]}."
+    unit, found = parse_prose(task)
+    assert unit == "sentence"
+    assert sorted(map(repr, found)) == sorted([repr(first[1]), repr(second[1])]), task
+    assert [constraint_from_dict(c.to_dict()) for c in found] == found
+
+
+COMPOUND = [
+    ("Write a 9-word sentence about a bicycle without the letter e", "sentence(word_count(min_words=9, max_words=9), banned_letters(letters='e'))"),
+    ("Write a sentence of 8 words that ends with the word 'home'.", "sentence(word_count(min_words=8, max_words=8), words_at(words_at={'8': 'home'}))"),
+    ("Write an acrostic poem about the rain with one line per letter of RAIN, at most 6 words per line.",
+     "lines(segment_words(min_words=None, max_words=6), acrostic(word='RAIN'))"),
+    ("Write a paragraph of 3 sentences, each starting with 'Then'.", "paragraph(segment_count(n=3), segment_starts(word='Then'))"),
+    ("Write 2 sentences without the word 'snow' where the first ends with 'gold' and the second ends with 'silver'.",
+     "paragraph(banned_words(words=['snow']), last_words(words=['gold', 'silver']))"),
+    ("Write a poem of four lines with five words in each line, without using the letters a and u.",
+     "lines(segment_words(min_words=5, max_words=5), segment_count(n=4), banned_letters(letters='au'))"),
+    ("Write a paragraph of two sentences, each with 6 to 9 words, mentioning 'copper' and 'violin'.",
+     "paragraph(segment_words(min_words=6, max_words=9), segment_count(n=2), required_words(words=['copper', 'violin']))"),
+]
+
+
+@pytest.mark.parametrize("task, reading", COMPOUND)
+def test_compound_tasks_are_read_whole(planner, task, reading):
+    plan = planner.plan(task)
+    assert (plan.program_name, plan.interpreted_as()) == ("composed", reading)
+
+
+def test_checks_verify_the_whole_task(planner, lm):
+    """Issue 24: 'every word starts with s' is not a banned letter, and sentences that must start
+    with 'Then' are more than a sentence count."""
+    from selfsteer.programs.compose import ComposedProgram
+
+    plan = planner.plan("Write a sentence where every word starts with the letter s.")
+    program = ComposedProgram(lm, "t", **plan.params)
+    assert program.check("Seven silver swans sang softly.") and not program.check("Seven swans sang at dawn.")
+    plan = planner.plan("Write a paragraph of 3 sentences, each starting with 'Then'.")
+    program = ComposedProgram(lm, "t", **plan.params)
+    assert program.check("Then it rained. Then we ran home. Then the sun came out.")
+    assert not program.check("It rained. Then we ran home. Then the sun came out.")
+
+
+@pytest.mark.parametrize("task, named", [
+    ("Write a sentence of 8 words that rhymes with 'cat'.", "rhyme"),
+    ("Write a haiku about autumn.", "syllable counts"),
+    ("Write a sentence in all caps about dogs.", "letter case"),
+    ("Write a sentence in French with exactly 6 words.", "another language"),
+])
+def test_constraints_outside_the_vocabulary_are_named(planner, task, named):
+    with pytest.raises(NoProgramFits, match=f"asks for {named}, which .* vocabulary does not cover"):
+        planner.plan(task)
+
+
+def test_contradictions_are_named(planner):
+    with pytest.raises(NoProgramFits, match="'violin' contains the banned letter 'i'"):
+        planner.plan("Write a sentence including the word 'violin' without the letter i.")
+
+
+def test_composed_source_is_a_valid_program_that_runs_the_same_class(planner):
+    from selfsteer.planners.validate import validate_program
+
+    plan = planner.plan("Write a 9-word sentence about a bicycle without the letter e")
+    checked = validate_program(plan.source)
+    assert checked.class_name == plan.class_name == "ComposedTask"
+    assert "WordCount(min_words=9, max_words=9)" in plan.source and "BannedLetters(letters='e')" in plan.source

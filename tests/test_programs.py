@@ -57,6 +57,9 @@ RUNS = [
     ("json_schema", 'Give a JSON object matching {"type": "object", "properties": {"ok": {"type": "boolean"}}}.',
      {"schema": {"type": "object", "properties": {"ok": {"type": "boolean"}}}}, {"unit": "text"}, False),
     ("regex", "Write a code matching `[A-Z]{2}-[0-9]{2}`.", {"pattern": "[A-Z]{2}-[0-9]{2}"}, {"unit": "text"}, False),
+    ("composed", "Write a sentence of exactly 5 words without the letter 'e'.",
+     {"unit": "sentence", "constraints": [{"kind": "word_count", "min_words": 5, "max_words": 5}, {"kind": "banned_letters", "letters": "e"}]},
+     {"unit": "sentence", "n_words": 5, "banned_letters": "e"}, False),
 ]
 
 
@@ -64,10 +67,10 @@ RUNS = [
 def test_registry_lists_every_program_once():
     programs = all_programs()
     names = [cls.SPEC.name for cls in programs]
-    assert len(names) == len(set(names)) == 16
+    assert len(names) == len(set(names)) == 17
     assert sorted(names) == sorted(r[0] for r in RUNS)
     families = {cls.SPEC.family for cls in programs}
-    assert families == {"collie_sentences", "collie_paragraphs", "puzzles", "structured"}
+    assert families == {"collie_sentences", "collie_paragraphs", "puzzles", "structured", "composed"}
 
 
 @pytest.mark.parametrize("cls", all_programs(), ids=lambda c: c.SPEC.name)
@@ -201,6 +204,12 @@ def test_schema_regex_outputs_validate(data):
     text = json.dumps(doc)
     assert re.fullmatch(pattern, text), (pattern, text)
     jsonschema.validate(json.loads(text), schema)
+
+
+@given(low=st.integers(0, 150), width=st.integers(0, 60), value=st.integers(-10, 300))
+def test_schema_regex_translates_small_integer_ranges(low, width, value):
+    pattern = schema_regex({"type": "integer", "minimum": low, "maximum": low + width})
+    assert (re.fullmatch(pattern, str(value)) is not None) == (low <= value <= low + width)
 
 
 def test_schema_regex_rejects_what_it_cannot_translate():
