@@ -14,6 +14,10 @@ by one checker, the same for both systems: the independent constraint checker
   with the task, equally weighted; *pass* = the most frequent sample passes; *weighted pass@1* =
   the fraction of samples that pass.
 
+With a ``judge`` (`selfsteer.planners.coherence`), every task's selfsteer answer and the follower
+alone's answer also get coherency figures (judge score 1-10, judge log-likelihood per token,
+English word share), judged after all tasks ran so the timings exclude the judge.
+
 Tasks run concurrently in one event loop, at most ``jobs`` at a time: library programs and the
 baseline batch their LM calls on one shared follower; sandboxed programs run in their own
 processes; planner calls run in threads.
@@ -35,6 +39,7 @@ from tqdm.auto import tqdm
 from selfsteer.smc import TextModel, smc_async
 
 from .cache import ProgramCache
+from .coherence import Coherence, CoherenceJudge, summarize
 from .execute import RunSettings, follower_lm, library_class
 from .lm_planner import LMPlanner
 from .plan import NoProgramFits, Plan
@@ -67,42 +72,72 @@ class TaskOutcome:
     baseline_weighted_pass: float | None
     baseline_seconds: float
     baseline_answer: Any
+    coherence: Coherence | None = None
+    baseline_coherence: Coherence | None = None
+
+
+SYSTEMS = {"selfsteer": "", "follower alone": "baseline_"}
 
 
 @dataclass
 class EvalReport:
     planner: str
     outcomes: list[TaskOutcome] = field(default_factory=list)
+    judge: str | None = None
 
     def _mean(self, name: str) -> float | None:
         values = [float(getattr(o, name)) for o in self.outcomes if getattr(o, name) is not None]
         return sum(values) / len(values) if values else None
 
-    def totals(self) -> dict[str, dict[str, float | None]]:
-        return {
-            "selfsteer": {"pass_rate": self._mean("passed"), "weighted_pass@1": self._mean("weighted_pass"),
-                          "seconds_per_task": self._mean("seconds")},
-            "follower alone": {"pass_rate": self._mean("baseline_passed"),
-                               "weighted_pass@1": self._mean("baseline_weighted_pass"),
-                               "seconds_per_task": self._mean("baseline_seconds")},
-        }
+    def totals(self, outcomes: list[TaskOutcome] | None = None) -> dict[str, dict[str, float | None]]:
+        """Per system: means of pass, weighted pass@1 and time, and (when judged) the coherency figures."""
+        outcomes = self.outcomes if outcomes is None else outcomes
+        part = EvalReport(self.planner, outcomes, self.judge)
+        out = {}
+        for system, prefix in SYSTEMS.items():
+            out[system] = {"pass_rate": part._mean(f"{prefix}passed"), "weighted_pass@1": part._mean(f"{prefix}weighted_pass"),
+                           "seconds_per_task": part._mean(f"{prefix}seconds")}
+            if self.judge:
+                out[system].update(summarize([c for o in outcomes if (c := getattr(o, f"{prefix}coherence"))]))
+        return out
+
+    def by_family(self) -> dict[str, dict[str, dict[str, float | None]]]:
+        families = sorted({o.family or "" for o in self.outcomes})
+        return {f: self.totals([o for o in self.outcomes if (o.family or "") == f]) for f in families}
 
     def table(self) -> str:
-        def fmt(x: float | None, pct: bool = True) -> str:
-            return "n/a" if x is None else (f"{100 * x:5.1f}%" if pct else f"{x:6.1f}s")
+        def fmt(x: float | None, kind: str = "%") -> str:
+            if x is None:
+                return "n/a"
+            return {"%": f"{100 * x:5.1f}%", "s": f"{x:6.1f}s", "f": f"{x:5.2f}"}[kind]
 
-        rows = [f"{'':16} {'pass rate':>10} {'weighted pass@1':>16} {'time/task':>10}"]
+        judged = bool(self.judge)
+        head = f"{'':16} {'pass rate':>10} {'weighted pass@1':>16} {'time/task':>10}"
+        if judged:
+            head += f" {'coherency':>10} {'loglik/tok':>10} {'English words':>14}"
+        rows = [head]
         for name, t in self.totals().items():
-            rows.append(f"{name:16} {fmt(t['pass_rate']):>10} {fmt(t['weighted_pass@1']):>16} "
-                        f"{fmt(t['seconds_per_task'], pct=False):>10}")
-        return f"planner: {self.planner}   tasks: {len(self.outcomes)}\n" + "\n".join(rows)
+            row = (f"{name:16} {fmt(t['pass_rate']):>10} {fmt(t['weighted_pass@1']):>16} "
+                   f"{fmt(t['seconds_per_task'], 's'):>10}")
+            if judged:
+                row += f" {fmt(t['coherency'], 'f'):>10} {fmt(t['loglik_per_token'], 'f'):>10} {fmt(t['word_share']):>14}"
+            rows.append(row)
+        judge = f"   judge: {self.judge}" if judged else "   coherency: not judged"
+        return f"planner: {self.planner}   tasks: {len(self.outcomes)}{judge}\n" + "\n".join(rows)
 
     def to_json(self) -> str:
-        return json.dumps({"planner": self.planner, "totals": self.totals(),
-                           "tasks": [asdict(o) for o in self.outcomes]}, indent=2, default=repr)
+        return json.dumps({"planner": self.planner, "judge": self.judge, "totals": self.totals(),
+                           "by_family": self.by_family(), "tasks": [asdict(o) for o in self.outcomes]},
+                          indent=2, default=repr)
 
     def plot(self, path: str | Path) -> Path:
-        """A PNG bar chart of pass rate and weighted pass@1, selfsteer vs the follower alone."""
+        """A PNG: pass rate against coherency per system when judged, else a bar chart of the pass rates."""
+        if self.judge:
+            groups = {"all": self.totals(), **self.by_family()}
+            points = [(g, system, t[system]["pass_rate"], t[system]["coherency"])
+                      for g, t in groups.items() for system in SYSTEMS if t[system]["coherency"] is not None]
+            return plot_pass_vs_coherency(points, path, title=f"{len(self.outcomes)} tasks, planner {self.planner}, "
+                                                                  f"judge {self.judge}")
         import matplotlib
 
         matplotlib.use("Agg")
@@ -125,6 +160,43 @@ class EvalReport:
         fig.savefig(path, dpi=120)
         plt.close(fig)
         return path
+
+
+def plot_pass_vs_coherency(points: list[tuple[str, str, float | None, float]], path: str | Path, *,
+                           title: str = "") -> Path:
+    """A PNG scatter of pass rate against coherency: one point per (group, system, pass rate, coherency).
+
+    Each system has its own colour; groups (task sets, families) are labelled beside their points,
+    and a group's systems are joined by a grey line (DisCIPL's Table 1 as a picture).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
+    systems = list(dict.fromkeys(s for _, s, _, _ in points))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for group in dict.fromkeys(g for g, _, _, _ in points):
+        mine = [(p or 0.0, c) for g, _, p, c in points if g == group]
+        ax.plot([c for _, c in mine], [p for p, _ in mine], color="0.8", zorder=1)
+        for p, c in mine:
+            ax.annotate(group, (c, p), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    for i, system in enumerate(systems):
+        mine = [(p or 0.0, c) for _, s, p, c in points if s == system]
+        ax.scatter([c for _, c in mine], [p for p, _ in mine], color=colours[i % len(colours)], label=system, zorder=2)
+    ax.set_xlim(1, 10)
+    ax.set_ylim(-0.05, 1.1)
+    ax.set_xlabel("coherency (judge, 1-10)")
+    ax.set_ylabel("pass rate")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def read_tasks(path: str | Path) -> list[TaskSpec]:
@@ -202,9 +274,9 @@ def task_checker(spec: TaskSpec, lm, library_planner) -> tuple[str, Checker | No
 async def evaluate_async(
     specs: list[TaskSpec], *, planner=None, jobs: int = 2, n_particles: int = 8, follower: str | None = None,
     attempts: int = 3, seed: int | None = 0, limits: Limits | None = None, cache: ProgramCache | bool | None = None,
-    reuse: bool = False, baseline_tokens: int = 96, progress: bool = True,
+    reuse: bool = False, baseline_tokens: int = 96, progress: bool = True, judge: CoherenceJudge | None = None,
 ) -> EvalReport:
-    """Run every task (at most ``jobs`` at once) with selfsteer and with the follower alone."""
+    """Run every task (at most ``jobs`` at once) with selfsteer and with the follower alone, then judge the answers."""
     from .load import load_planner
     from .plan import planner_name
 
@@ -214,7 +286,7 @@ async def evaluate_async(
         library = load_planner("library")
     except ImportError:
         library = None
-    report = EvalReport(planner=planner_name(planner))
+    report = EvalReport(planner=planner_name(planner), judge=judge.name if judge else None)
     gate = asyncio.Semaphore(jobs)
     bar = tqdm(total=len(specs), desc="eval", unit="task", disable=not progress)
 
@@ -249,7 +321,23 @@ async def evaluate_async(
         report.outcomes = list(await asyncio.gather(*(one(s) for s in specs)))
     finally:
         bar.close()
+    if judge is not None:
+        answers = [text_of(o.answer) for o in report.outcomes] + [text_of(o.baseline_answer) for o in report.outcomes]
+        scores = await judge.score_many_async(answers)
+        n = len(report.outcomes)
+        for o, own, alone in zip(report.outcomes, scores[:n], scores[n:], strict=True):
+            o.coherence, o.baseline_coherence = own, alone
     return report
+
+
+def text_of(answer: Any) -> str | None:
+    """An answer as the text the judge reads (structured answers as JSON)."""
+    if answer is None or isinstance(answer, str):
+        return answer
+    try:
+        return json.dumps(answer)
+    except TypeError:
+        return str(answer)
 
 
 def evaluate(specs: list[TaskSpec] | str | Path, **kwargs: Any) -> EvalReport:

@@ -13,20 +13,27 @@ A task file is JSON lines, one task per line::
   line ending in . ! or ?), ``"lines"`` or ``"text"`` (no shape required).
 - ``starts_with``: the text starts with this; word counts then cover only what follows it.
 - ``n_words``, ``min_words``, ``max_words``: number of words.
-- ``words_at``: ``{"3": "soft"}``: the word at each 1-based position.
+- ``words_at``: ``{"3": "soft"}``: the word at each 1-based position. ``last_word``: the last word.
 - ``max_word_chars``: no word longer than this. ``include_words``: all appear.
   ``forbidden_words``: none appears. ``banned_letters``: none of these letters appears.
 - ``n_chars``: the stripped text has exactly this many characters.
 - ``n_sentences``, ``min_sentences``; ``sentence_min_words``, ``sentence_max_words``;
   ``sentence_starts_with``: every sentence's first word; ``sentence_last_words``: sentence i
   ends with word i (and there are as many sentences as words).
-- ``n_lines``, ``words_per_line``.
+- ``n_lines``, ``words_per_line``; ``line_initials``: ``"RAIN"``: one line per letter, line i
+  starting (first letter, ignoring case) with letter i (an acrostic).
 - ``item_lines``: ``{"max_items", "max_total" or "total_below"}``: every line is
   ``- name: $D.CC``; between 1 and ``max_items`` lines; prices sum to at most ``max_total``
   (or strictly below ``total_below``).
 - ``schedule``: ``{"n_activities", "start", "end"}``: every line is ``H:MM-H:MM: activity``;
   exactly ``n_activities`` lines, inside the day, each ending after it starts, in order,
   without overlaps.
+- ``priced_items``: ``{"n_items", "max_total" or "total_below"}``: exactly ``n_items`` lines,
+  each with one dollar price (``$3``, ``$2.50``) in any layout; prices sum to at most
+  ``max_total`` (or strictly below ``total_below``).
+- ``json_fields``: ``{"age": {"type": "integer", "min": 18, "max": 99}, ...}``: the text (a
+  fenced code block is unwrapped) is one JSON object with exactly these keys; ``type`` is
+  ``string``, ``integer`` or ``number``; ``min``/``max`` bound numbers, inclusive.
 
 A word is a run of ASCII letters and digits, possibly joined by apostrophes or hyphens
 ("don't", "well-known"); comparisons ignore case.
@@ -43,13 +50,17 @@ WORD = re.compile(r"[A-Za-z0-9]+(?:['’-][A-Za-z0-9]+)*")
 SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+")
 TERMINAL = re.compile(r"[.!?][\"'”’)\]]*$")
 ITEM = re.compile(r"^-\s*(?P<name>[^:\n]+?):\s*\$(?P<price>\d+(?:\.\d{1,2})?)$")
+PRICE = re.compile(r"\$\s?(\d+(?:\.\d{1,2})?)\b")
+FENCED = re.compile(r"^```[A-Za-z]*\s*\n(?P<body>.*)\n```$", re.S)
+JSON_TYPES = {"string": (str,), "integer": (int,), "number": (int, float)}
 ACTIVITY = re.compile(r"^(?P<h1>\d{1,2}):(?P<m1>\d{2})\s*-\s*(?P<h2>\d{1,2}):(?P<m2>\d{2}):\s*(?P<what>\S.*)$")
 UNITS = ("sentence", "paragraph", "lines", "text")
 KEYS = {
     "unit", "starts_with", "n_words", "min_words", "max_words", "words_at", "max_word_chars",
     "include_words", "forbidden_words", "banned_letters", "n_chars", "n_sentences", "min_sentences",
     "sentence_min_words", "sentence_max_words", "sentence_starts_with", "sentence_last_words",
-    "n_lines", "words_per_line", "item_lines", "schedule",
+    "n_lines", "words_per_line", "item_lines", "schedule", "last_word", "line_initials", "priced_items",
+    "json_fields",
 }
 
 
@@ -109,6 +120,8 @@ def check_constraints(constraints: dict[str, Any], text: str) -> list[str]:
     for pos, word in c.get("words_at", {}).items():
         i = int(pos)
         need(i <= len(words) and words[i - 1] == word.lower(), f"word {i} is {word!r}")
+    if "last_word" in c:
+        need(bool(words) and words[-1] == c["last_word"].lower(), f"the last word is {c['last_word']!r}")
     if "max_word_chars" in c:
         need(all(len(w) <= c["max_word_chars"] for w in words), f"no word over {c['max_word_chars']} characters")
     for word in c.get("include_words", []):
@@ -143,8 +156,16 @@ def check_constraints(constraints: dict[str, Any], text: str) -> list[str]:
         need(len(rows) == c["n_lines"], f"{c['n_lines']} lines (has {len(rows)})")
     if "words_per_line" in c:
         need(all(len(word_list(r)) == c["words_per_line"] for r in rows), f"{c['words_per_line']} words on every line")
+    if "line_initials" in c:
+        letters = c["line_initials"].lower()
+        initials = "".join(next((ch for ch in r.lower() if ch.isalpha()), "") for r in rows)
+        need(initials == letters, f"one line per letter of {c['line_initials']!r}, each starting with it")
     if "item_lines" in c:
         fails += check_items(c["item_lines"], rows)
+    if "priced_items" in c:
+        fails += check_priced_items(c["priced_items"], rows)
+    if "json_fields" in c:
+        fails += check_json_fields(c["json_fields"], text)
     if "schedule" in c:
         fails += check_schedule(c["schedule"], rows)
     return fails
@@ -162,6 +183,41 @@ def check_items(spec: dict[str, Any], rows: list[str]) -> list[str]:
         fails.append(f"total at most ${spec['max_total']:.2f} (is ${total:.2f})")
     if "total_below" in spec and total >= spec["total_below"]:
         fails.append(f"total below ${spec['total_below']:.2f} (is ${total:.2f})")
+    return fails
+
+
+def check_priced_items(spec: dict[str, Any], rows: list[str]) -> list[str]:
+    prices = [PRICE.findall(r) for r in rows]
+    fails = []
+    if len(rows) != spec["n_items"]:
+        fails.append(f"{spec['n_items']} items, one a line (has {len(rows)} lines)")
+    if not all(len(p) == 1 for p in prices):
+        return [*fails, "every line has one dollar price"]
+    total = round(sum(float(p[0]) for p in prices), 2)
+    if "max_total" in spec and total > spec["max_total"]:
+        fails.append(f"total at most ${spec['max_total']:.2f} (is ${total:.2f})")
+    if "total_below" in spec and total >= spec["total_below"]:
+        fails.append(f"total below ${spec['total_below']:.2f} (is ${total:.2f})")
+    return fails
+
+
+def check_json_fields(fields: dict[str, dict[str, Any]], text: str) -> list[str]:
+    fenced = FENCED.match(text)
+    try:
+        record = json.loads(fenced["body"] if fenced else text)
+    except ValueError:
+        return ["the text is one JSON object"]
+    if not isinstance(record, dict):
+        return ["the text is one JSON object"]
+    if set(record) != set(fields):
+        return [f"the keys are exactly {sorted(fields)} (has {sorted(record)})"]
+    fails = []
+    for key, rule in fields.items():
+        value = record[key]
+        if isinstance(value, bool) or not isinstance(value, JSON_TYPES[rule["type"]]):
+            fails.append(f"{key} is a JSON {rule['type']}")
+        elif ("min" in rule and value < rule["min"]) or ("max" in rule and value > rule["max"]):
+            fails.append(f"{key} is between {rule.get('min', '-inf')} and {rule.get('max', 'inf')}")
     return fails
 
 

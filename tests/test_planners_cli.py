@@ -64,9 +64,10 @@ def test_eval_runs_tasks_concurrently_and_reports_side_by_side(tmp_path, capsys)
     with ScriptedChatServer([GOOD] * 3) as server:
         code = main(["eval", str(tasks), "--jobs", "3", "--planner-url", server.url, "--planner-model", "m",
                      "--follower", "exact", "--particles", "4", "--no-cache", "--out", str(tmp_path / "r.json"),
-                     "--plot", str(tmp_path / "r.png")])
+                     "--plot", str(tmp_path / "r.png"), "--judge", "none"])
     out = capsys.readouterr().out
     assert code == 0 and "selfsteer" in out and "follower alone" in out and "weighted pass@1" in out
+    assert "coherency: not judged" in out
     report = json.loads((tmp_path / "r.json").read_text())
     assert len(report["tasks"]) == 3 and report["totals"]["selfsteer"]["pass_rate"] == 1.0
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
@@ -92,6 +93,31 @@ def test_report_totals_are_means_over_scored_tasks():
     assert totals["selfsteer"] == {"pass_rate": 0.5, "weighted_pass@1": 0.5, "seconds_per_task": 2.0}
     assert totals["follower alone"] == {"pass_rate": 0.0, "weighted_pass@1": 0.25, "seconds_per_task": 1.0}
     assert "n/a" not in report.table()
+
+
+def test_report_with_a_judge_shows_coherency_per_system_and_plots_it(tmp_path):
+    from selfsteer.planners.coherence import Coherence
+
+    def outcome(family, passed, own, alone):
+        return TaskOutcome("t", family, "c", passed, float(passed), 2.0, 1, None, "x", False, 0.0, 1.0, "y",
+                           Coherence(own, 1.0, -2.0, 5, 1.0, True), Coherence(alone, 1.0, -3.0, 5, 0.5, False))
+
+    report = EvalReport("p", [outcome("a", True, 6.0, 8.0), outcome("b", False, 4.0, 9.0)], judge="judge-lm")
+    totals = report.totals()
+    assert totals["selfsteer"]["coherency"] == 5.0 and totals["follower alone"]["coherency"] == 8.5
+    assert totals["follower alone"]["word_share"] == 0.5 and totals["selfsteer"]["all_words_known"] == 1.0
+    assert report.by_family()["b"]["selfsteer"]["coherency"] == 4.0
+    assert "coherency" in report.table() and "judge: judge-lm" in report.table()
+    assert report.plot(tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads(report.to_json())["totals"]["selfsteer"]["loglik_per_token"] == -2.0
+
+
+def test_eval_judge_that_is_not_downloaded_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps({"task": "a"}) + "\n")
+    monkeypatch.setenv("SELFSTEER_CACHE", str(tmp_path))  # an empty cache: the judge is "not downloaded"
+    assert main(["eval", str(tasks), "--judge", "qwen-coder", "--follower", "exact"]) == 2
+    assert "selfsteer planner download qwen-coder" in capsys.readouterr().err
 
 
 def test_qwen_planner_is_never_downloaded_implicitly(tmp_path, monkeypatch, capsys):

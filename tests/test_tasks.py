@@ -14,6 +14,7 @@ from selfsteer.programs.registry import get_program
 from selfsteer.programs.tasks import check_constraints, load_tasks, passes
 
 TASKS = Path(__file__).resolve().parents[1] / "benchmarks" / "tasks" / "self_steering.jsonl"
+FREE_TASKS = TASKS.with_name("self_steering_free.jsonl")
 
 
 def test_task_set_is_large_and_well_formed(lm):
@@ -27,7 +28,36 @@ def test_task_set_is_large_and_well_formed(lm):
         cls(lm, t["task"], **cls.SPEC.validate(t["checker"]["params"]))  # the expected plan builds
 
 
+def test_free_task_set_is_large_half_compound_and_checkable():
+    tasks = load_tasks(FREE_TASKS)
+    assert len(tasks) >= 30
+    assert len({t["id"] for t in tasks} | {t["id"] for t in load_tasks(TASKS)}) == len(tasks) + len(load_tasks(TASKS))
+    compound = [t for t in tasks if t["family"] == "free_compound"]
+    assert len(compound) >= len(tasks) / 2
+
+    def n_parts(c):  # each banned letter counts; acrostics, JSON records and priced lists are families of their own
+        own_family = {"line_initials", "json_fields", "priced_items"} & set(c)
+        return len(set(c) - {"unit"}) + len(c.get("banned_letters", "x")) - 1 + 2 * bool(own_family)
+
+    assert all(n_parts(t["constraints"]) >= 2 for t in compound)
+    for t in tasks:
+        check_constraints(t["constraints"], "A sentence.")  # every constraint is known and checkable
+
+
 @pytest.mark.parametrize("constraints, good, bad", [
+    ({"unit": "sentence", "n_words": 6, "words_at": {"1": "every"}, "last_word": "morning"},
+     "Every bird sings in the morning.", ["Every bird sings in the morning light.", "Each bird sings in the morning."]),
+    ({"unit": "lines", "line_initials": "RAIN"}, "Rivers rise\nAll night\n  in the dark\nNow it stops",
+     ["Rivers rise\nAll night\nIn the dark", "Rivers rise\nAll night\nOn the roof\nNow it stops"]),
+    ({"unit": "lines", "priced_items": {"n_items": 3, "max_total": 10}}, "1. Milk - $2.50\n2. Bread: $3\n3. Eggs $4.50",
+     ["Milk $2.50\nBread $3\nEggs $4.51", "Milk $2.50\nBread $3", "Milk $2.50\nBread\nEggs $1", "Milk $1 or $2\nBread $3\nEggs $1"]),
+    ({"priced_items": {"n_items": 2, "total_below": 5}}, "- a: $2\n- b: $2.99", ["- a: $2\n- b: $3"]),
+    ({"json_fields": {"name": {"type": "string"}, "age": {"type": "integer", "min": 18, "max": 99}}},
+     '```json\n{"name": "Ann", "age": 18}\n```',
+     ['{"name": "Ann", "age": 17}', '{"name": "Ann", "age": 18.5}', '{"name": "Ann", "age": true}', '{"name": 3, "age": 30}',
+      '{"name": "Ann"}', '{"name": "Ann", "age": 30, "city": "Oslo"}', '["Ann", 30]', 'name: Ann, age: 30']),
+    ({"json_fields": {"rating": {"type": "number", "min": 0, "max": 5}}}, '{"rating": 4.5}', ['{"rating": 5.5}', '{"rating": "4"}']),
+
     ({"unit": "sentence", "n_words": 4}, "The cat sat down.", ["The cat sat.", "The cat sat down", "The cat. Sat down."]),
     ({"unit": "sentence", "words_at": {"2": "old"}}, "An old man.", ["An older man.", "Old man."]),
     ({"unit": "sentence", "max_word_chars": 4, "min_words": 3}, "I saw a dog.", ["I saw a puppy.", "I saw."]),
