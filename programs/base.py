@@ -13,6 +13,8 @@ target (each reduces to `TextModel` primitives):
   word may start).
 - ``await word_ends()``: sample whether the current word is complete (the next token does not
   continue it); the next token is restricted accordingly.
+- ``await complete_word(allowed=...)``: continue the current word until ``word_ends`` says it is
+  complete, so that a step ends at a word boundary and resampling compares whole words.
 - ``await propose_text(candidates)``: maybe force one of several texts at a word boundary.
 - ``await one_of(options)``: write one of several strings, token by token, the LM choosing.
 - ``await chunk_within(mask, stop=...)``: a chunk every token of which lies in ``mask``
@@ -121,6 +123,23 @@ class LibraryProgram(TextModel):
             return True
         goes_on = await self.sample(self.prior.mask_dist(cont), proposal=self.proposal.mask_dist(cont))
         return not goes_on
+
+    async def complete_word(self, allowed: TokenMask | None = None) -> None:
+        """Continue the word at the end of the text, token by token, until ``word_ends`` says it
+        is complete; continuations are restricted to ``allowed`` (e.g. tokens without a banned
+        letter), and where none is allowed the word simply ends (the next token may not continue it).
+
+        Call it after a step's token so that the step ends at a word boundary: resampling then
+        compares particles on whole words, never on a word's first piece.
+        """
+        while not self.finished and self.text[-1:] in LETTERS_DIGITS:
+            cont = self.continuation() if allowed is None else self.continuation() & allowed
+            if not cont.array.any():
+                await self._restrict(~self.continuation())
+                return
+            if await self.word_ends():
+                return
+            await self.next_token(cont)
 
     async def propose_text(self, candidates: Sequence[str], *, at_least: float = 0.0) -> str | None:
         """Maybe write one of ``candidates`` (texts such as " mango") next; return it, or None.

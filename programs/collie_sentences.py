@@ -59,9 +59,10 @@ class ExactWordCount(LibraryProgram):
     """A sentence of exactly ``n_words`` words.
 
     Strategy: write prose tokens; a new word may start only while fewer than ``n_words`` words
-    exist; once there are ``n_words``, sample whether the last word is complete (the proposal's
-    mass on everything but a continuation) and, when it is, write ".", "!" or "?".
-    Step granularity: one token.
+    exist; every word is completed in the step that starts it (``complete_word``), and the step
+    that completes word ``n_words`` also writes ".", "!" or "?", so resampling weighs the last
+    word together with the end it must allow.
+    Step granularity: one word (with its end mark for the last one).
     End conditions: a sentence-end mark after word ``n_words``, then EOS (scored by the prior).
     """
 
@@ -93,7 +94,12 @@ class ExactWordCount(LibraryProgram):
     async def step(self):
         n = count_words(self.text)
         tok = await self.prose_token(new_word=n < self.n_words, end=n == self.n_words)
-        if tok.text in END_MARKS:
+        if tok.text not in END_MARKS:
+            await self.complete_word()
+            if self.finished or count_words(self.text) < self.n_words:
+                return
+            tok = await self.prose_token(new_word=False, end=True)
+        if not self.finished:
             await self.end()
 
     def check(self, text: str) -> bool:
@@ -438,9 +444,10 @@ def read_sentence_without_letter(task: str) -> dict[str, Any]:
 class BannedLetter(LibraryProgram):
     """A sentence that never uses the letter ``letter`` (either case).
 
-    Strategy: write prose tokens restricted to those without the letter; the sentence may end
-    after ``min_words`` words and must end by ``max_words``.
-    Step granularity: one token.
+    Strategy: write prose tokens restricted to those without the letter, completing each word in
+    the step that starts it (a word whose continuations all hold the letter simply ends); the
+    sentence may end after ``min_words`` words and must end by ``max_words``.
+    Step granularity: one word.
     End conditions: a sentence-end mark after at least ``min_words`` words, then EOS.
     """
 
@@ -481,7 +488,12 @@ class BannedLetter(LibraryProgram):
         n = count_words(self.text)
         extra = self.tokens.without_letters(self.letter)
         tok = await self.prose_token(new_word=n < self.max_words, end=n >= self.min_words, extra=extra)
-        if tok.text in END_MARKS:
+        if tok.text not in END_MARKS:
+            await self.complete_word(allowed=extra)
+            if self.finished or count_words(self.text) < self.max_words:
+                return
+            tok = await self.prose_token(new_word=False, end=True)
+        if not self.finished:
             await self.end()
 
     def check(self, text: str) -> bool:

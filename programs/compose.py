@@ -11,6 +11,8 @@ writes the text **one word per step**, so resampling happens only at word bounda
 - inside a word it samples whether the word is complete (``word_ends``) and continues it only
   with tokens the constraints allow, so a banned letter never forces a non-word: the word may
   simply end;
+- the word that completes a segment is written in the same step as the segment's end, so
+  resampling weighs a last word together with the end it must allow ("... of." is rare);
 - a twist of ``-MISSING_WORD_COST`` per required or last word still missing keeps particles
   that place words early from losing to those that have not paid for them yet, and a note tells
   the proposal how many words are left.
@@ -259,14 +261,14 @@ class Composed(LibraryProgram):
         if forced is not None:
             await self.write_word(forced)
             self.placed_last = forced == self.last_word_due(k) and n + 1 >= lay.segment_min_words
-            return
-        if await self.maybe_propose(k, n, total):
-            return
-        tok = await self.next_token(self.boundary_mask(k, n, total))
-        if tok.text in END_MARKS or tok.text == "\n":
-            return
-        await self.finish_word()
-        self.condition(not any(same_word(words(self.text)[-1], b) for b in lay.banned_words) if words(self.text) else True)
+        elif not await self.maybe_propose(k, n, total):
+            tok = await self.next_token(self.boundary_mask(k, n, total))
+            if tok.text in END_MARKS or tok.text == "\n":
+                return
+            await self.finish_word()
+            self.condition(not any(same_word(words(self.text)[-1], b) for b in lay.banned_words) if words(self.text) else True)
+        if not self.finished and self.must_end(*self.position()):
+            await self.write_next()  # look-ahead: the segment's end joins the word that forces it
 
     async def maybe_propose(self, k: int, n: int, total: int) -> bool:
         """Perhaps place a segment's last word or a missing required word now; True if placed."""
