@@ -13,8 +13,8 @@ target (each reduces to `TextModel` primitives):
   word may start).
 - ``await word_ends()``: sample whether the current word is complete (the next token does not
   continue it); the next token is restricted accordingly.
-- ``await complete_word(allowed=...)``: continue the current word until ``word_ends`` says it is
-  complete, so that a step ends at a word boundary and resampling compares whole words.
+- ``await complete_word(allowed=...)``: continue the current word with allowed tokens until a
+  sampled event ends it, so that a step ends at a word boundary and resampling compares whole words.
 - ``await propose_text(candidates)``: maybe force one of several texts at a word boundary.
 - ``await one_of(options)``: write one of several strings, token by token, the LM choosing.
 - ``await chunk_within(mask, stop=...)``: a chunk every token of which lies in ``mask``
@@ -125,9 +125,12 @@ class LibraryProgram(TextModel):
         return not goes_on
 
     async def complete_word(self, allowed: TokenMask | None = None) -> None:
-        """Continue the word at the end of the text, token by token, until ``word_ends`` says it
-        is complete; continuations are restricted to ``allowed`` (e.g. tokens without a banned
-        letter), and where none is allowed the word simply ends (the next token may not continue it).
+        """Continue the word at the end of the text, token by token, while a sampled event says
+        the next token is an allowed continuation (``continuation() & allowed``, e.g. tokens
+        without a banned letter); otherwise the word is complete and the next token is restricted
+        to not be one (where no continuation is allowed, to not continue the word at all).
+        Weighted like ``word_ends``. A banned continuation never forces an odd one: its mass
+        goes to ending the word.
 
         Call it after a step's token so that the step ends at a word boundary: resampling then
         compares particles on whole words, never on a word's first piece.
@@ -137,7 +140,7 @@ class LibraryProgram(TextModel):
             if not cont.array.any():
                 await self._restrict(~self.continuation())
                 return
-            if await self.word_ends():
+            if not await self._draw(self.prior.mask_dist(cont), self.proposal.mask_dist(cont)):
                 return
             await self.next_token(cont)
 

@@ -98,7 +98,7 @@ class ExactWordCount(LibraryProgram):
             await self.complete_word()
             if self.finished or count_words(self.text) < self.n_words:
                 return
-            tok = await self.prose_token(new_word=False, end=True)
+            await self.next_token(self.tokens.ends)
         if not self.finished:
             await self.end()
 
@@ -492,7 +492,7 @@ class BannedLetter(LibraryProgram):
             await self.complete_word(allowed=extra)
             if self.finished or count_words(self.text) < self.max_words:
                 return
-            tok = await self.prose_token(new_word=False, end=True)
+            await self.next_token(self.tokens.ends)
         if not self.finished:
             await self.end()
 

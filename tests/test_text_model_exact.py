@@ -350,14 +350,15 @@ def test_a_word_end_binds_only_the_first_token_of_the_next_chunk(lm):
 
 
 class WholeWords(LibraryProgram):
-    """One token a step, then `complete_word` continues the word with tokens other than "b"."""
+    """One token a step (no "b" after the first), then `complete_word` continues the word with
+    tokens other than "b" (a "b" the proposal wanted ends the word instead)."""
 
     def __init__(self, lm, prior, proposal):
         TextModel.__init__(self, lm, prior, proposal, max_tokens=5)
         self.tokens = ProseTokens.of(lm)
 
     async def step(self):
-        tok = await self.next_token()
+        tok = await self.next_token(~self.lm.masks.containing("b") if self.text else None)
         if tok.is_eos:
             self.finish(self.text)
             return
