@@ -14,6 +14,7 @@ freed. Writes a JSON file and a PNG: word share and pass rate against particles,
 decoding and best-of-N marked.
 
     python -m benchmarks.bench_fluency --tasks free_7w_no_u,free_words_bicycle --particles 1,8,32
+    python -m benchmarks.bench_fluency --rows benchmarks/results/fluency.json --judge qwen-coder  # judge later
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ def fluency(words: WordList, row: dict[str, Any]) -> None:
     row["unknown_words"] = words.unknown(text)
 
 
-def run(task_ids: list[str], particles: list[int], equal_time: int, seed: int) -> list[dict[str, Any]]:
+def run(task_ids: list[str], particles: list[int], equal_time: int, seed: int, out: Path) -> list[dict[str, Any]]:
+    """Every system on every task; the rows so far are written to ``out`` after each task."""
     lm, words, planner = load_lm(), WordList(), LibraryPlanner()
     rows = []
     for spec in read_tasks(task_ids):
@@ -110,6 +112,7 @@ def run(task_ids: list[str], particles: list[int], equal_time: int, seed: int) -
                 fluency(words, row)
                 print(json.dumps({k: row[k] for k in ("task", "system", "passed", "word_share", "time_s", "answer")}),
                       flush=True)
+        out.write_text(json.dumps({"rows": rows}, indent=1))
     return rows
 
 
@@ -166,10 +169,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--equal-time", type=int, default=8, help="best-of-N gets the wall time of SMC with this many particles")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--judge", default="none", help="coherency judge: qwen-coder or none")
+    ap.add_argument("--rows", default=None, help="summarise (and judge) the rows of an earlier run instead of running")
     ap.add_argument("--out", default="benchmarks/results/fluency.json")
     ap.add_argument("--plot", default="benchmarks/results/fluency.png")
     args = ap.parse_args(argv)
-    rows = run(args.tasks.split(","), [int(n) for n in args.particles.split(",")], args.equal_time, args.seed)
+    if args.rows:
+        rows = json.loads(Path(args.rows).read_text())["rows"]
+    else:
+        rows = run(args.tasks.split(","), [int(n) for n in args.particles.split(",")], args.equal_time, args.seed,
+                   Path(args.out))
     gc.collect()
     if args.judge != "none":
         judge(rows, args.judge)

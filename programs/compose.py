@@ -8,9 +8,9 @@ writes the text **one word per step**, so resampling happens only at word bounda
   (``propose_text``: weighted against the prior), or draws the next token from a mask that holds
   the word starts the constraints allow (banned letters, an initial letter, word length,
   characters left), a comma, and the segment's end once the segment may end;
-- inside a word it samples whether the word is complete (``word_ends``) and continues it only
-  with tokens the constraints allow, so a banned letter never forces a non-word: the word may
-  simply end;
+- inside a word it samples whether the word goes on with a token the constraints allow
+  (``word_goes_on``), so a banned letter never forces a non-word: its mass goes to ending the
+  word, and a twist charges that end with the prior's wish to continue;
 - the word that completes a segment is written in the same step as the segment's end, so
   resampling weighs a last word together with the end it must allow ("... of." is rare);
 - a twist of ``-MISSING_WORD_COST`` per required or last word still missing keeps particles
@@ -239,7 +239,7 @@ class Composed(LibraryProgram):
             allowed = cont & self.word_filter(room)
             if not allowed.array.any():
                 return
-            if await self.word_ends():
+            if not await self.word_goes_on(allowed):
                 return
             await self.next_token(allowed)
 
