@@ -7,7 +7,8 @@ proposal, no resampling). **Best-of-N** samples the follower alone with the task
 at a time, until it has spent the wall time of the SMC run with ``--equal-time`` particles, and
 keeps the first sample that passes the program's ``check`` (else the last one).
 
-Per answer: pass (the program's ``check``), the share of its words in the English word list,
+Per answer: pass (the program's ``check``) and independent pass (the task set's constraint
+checker), the share of its words in the English word list,
 whether every word is in it, the ESS history's mean and minimum (SMC only) and the wall time;
 with ``--judge`` the coherency judge (not the follower) scores the answers after the follower is
 freed. Writes a JSON file and a PNG: word share and pass rate against particles, with masked
@@ -30,6 +31,7 @@ from selfsteer.planners.coherence import WordList, load_judge
 from selfsteer.planners.evaluate import FollowerAlone
 from selfsteer.planners.execute import library_class
 from selfsteer.planners.library import LibraryPlanner
+from selfsteer.programs.tasks import passes
 from selfsteer.smc import load_lm, smc
 
 TASKS = Path(__file__).parent / "tasks" / "self_steering_free.jsonl"
@@ -116,6 +118,14 @@ def run(task_ids: list[str], particles: list[int], equal_time: int, seed: int, o
     return rows
 
 
+def independent(rows: list[dict[str, Any]]) -> None:
+    """``independent_pass``: the task set's own constraint checker on each answer (the program's
+    ``check`` only verifies what the planner understood)."""
+    specs = {spec["id"]: spec for spec in read_tasks(sorted({r["task"] for r in rows}))}
+    for row in rows:
+        row["independent_pass"] = bool(row["answer"]) and passes(specs[row["task"]]["constraints"], row["answer"])
+
+
 def judge(rows: list[dict[str, Any]], name: str) -> None:
     scorer = load_judge(name)
     if scorer is None:
@@ -135,7 +145,8 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
             values = [float(r[key]) for r in mine if r.get(key) is not None]
             return sum(values) / len(values) if values else None
 
-        out[system] = {"pass_rate": mean("passed"), "word_share": mean("word_share"),
+        out[system] = {"pass_rate": mean("passed"), "independent_pass_rate": mean("independent_pass"),
+                       "word_share": mean("word_share"),
                        "all_words_known": mean("all_words_known"), "time_s": mean("time_s"),
                        "coherency": mean("coherency"), "ess_mean": mean("ess_mean")}
     return out
@@ -147,7 +158,7 @@ def plot(table: dict[str, dict[str, float | None]], path: Path) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     smc_rows = sorted((int(s.split("-")[1]), v) for s, v in table.items() if s.startswith("smc-"))
     for ax, key, label in ((axes[0], "all_words_known", "answers with every word English"),
-                           (axes[1], "pass_rate", "pass rate")):
+                           (axes[1], "independent_pass_rate", "pass rate (independent checker)")):
         ax.plot([n for n, _ in smc_rows], [v[key] or 0.0 for _, v in smc_rows], "o-", label="SMC (library program)")
         if "smc-1" in table:
             ax.plot([1], [table["smc-1"][key] or 0.0], "s", color="tab:red", label="masked decoding (1 particle)")
@@ -179,6 +190,7 @@ def main(argv: list[str] | None = None) -> None:
         rows = run(args.tasks.split(","), [int(n) for n in args.particles.split(",")], args.equal_time, args.seed,
                    Path(args.out))
     gc.collect()
+    independent(rows)
     if args.judge != "none":
         judge(rows, args.judge)
     table = summary(rows)

@@ -238,7 +238,7 @@ def test_fluency_summary_and_plot(tmp_path):
         fluency(WordList(words_file), row)
     assert rows[1]["unknown_words"] == ["blorped"] and rows[2]["word_share"] is None
     table = summary(rows)
-    assert table["smc-1"]["pass_rate"] == 0.5 and table["smc-1"]["time_s"] == 2.0
+    assert table["smc-1"]["pass_rate"] == 0.5 and table["smc-1"]["independent_pass_rate"] is None and table["smc-1"]["time_s"] == 2.0
     assert math.isclose(table["smc-1"]["word_share"], (1 + 2 / 3) / 2) and table["smc-1"]["all_words_known"] == 0.5
     assert table["best-of-n"]["word_share"] is None and table["best-of-n"]["coherency"] is None
     assert plot(table, tmp_path / "f.png").stat().st_size > 0
