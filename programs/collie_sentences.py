@@ -215,9 +215,11 @@ class MaxWordLength(LibraryProgram):
     """A sentence of at least ``min_words`` words, none longer than ``max_word_chars`` characters.
 
     Strategy: write prose tokens, each restricted so that the word it starts or continues stays
-    within ``max_word_chars`` characters (punctuation around a word does not count); the sentence
-    may end once it has ``min_words`` words and must end by ``max_words``.
-    Step granularity: one token.
+    within ``max_word_chars`` characters (punctuation around a word does not count), and complete
+    the word in the same step (``word_goes_on`` over the continuations that fit: a word the
+    prior wanted longer ends, charged by a twist, instead of being cut to a non-word); the
+    sentence may end once it has ``min_words`` words and must end by ``max_words``.
+    Step granularity: one word.
     End conditions: a sentence-end mark after at least ``min_words`` words, then EOS.
     """
 
@@ -271,6 +273,12 @@ class MaxWordLength(LibraryProgram):
         )
         if tok.text in END_MARKS:
             await self.end()
+            return
+        while not self.finished and self.text[-1:] in LETTERS_DIGITS:  # the rest of the word, in this step
+            fits = self.continuation() & t.word_length(max(self.max_word_chars - len(current_word(self.text)), 0))
+            if not fits.array.any() or not await self.word_goes_on(fits):
+                return
+            await self.next_token(fits)
 
     def check(self, text: str) -> bool:
         ws = words(text)
