@@ -13,6 +13,10 @@ target (each reduces to `TextModel` primitives):
   word may start).
 - ``await word_ends()``: sample whether the current word is complete (the next token does not
   continue it); the next token is restricted accordingly.
+- ``await complete_word(allowed=...)``: continue the current word with allowed tokens until a
+  sampled event ends it, so that a step ends at a word boundary and resampling compares whole words.
+- ``await word_goes_on(allowed)``: sample whether the word continues within ``allowed``; when it
+  ends, a twist looks ahead to the prior's wish to continue it with a disallowed token.
 - ``await propose_text(candidates)``: maybe force one of several texts at a word boundary.
 - ``await one_of(options)``: write one of several strings, token by token, the LM choosing.
 - ``await chunk_within(mask, stop=...)``: a chunk every token of which lies in ``mask``
@@ -125,6 +129,42 @@ class LibraryProgram(TextModel):
             return True
         goes_on = await self.sample(self.prior.mask_dist(cont), proposal=self.proposal.mask_dist(cont))
         return not goes_on
+
+    async def complete_word(self, allowed: TokenMask | None = None) -> None:
+        """Continue the word at the end of the text, token by token, while a sampled event says
+        the next token is an allowed continuation (``continuation() & allowed``, e.g. tokens
+        without a banned letter); otherwise the word is complete and the next token is restricted
+        to not be one (where no continuation is allowed, to not continue the word at all).
+        Weighted like ``word_ends``. A banned continuation never forces an odd one: its mass
+        goes to ending the word.
+
+        Call it after a step's token so that the step ends at a word boundary: resampling then
+        compares particles on whole words, never on a word's first piece.
+        """
+        while not self.finished and self.text[-1:] in LETTERS_DIGITS:
+            cont = self.continuation() if allowed is None else self.continuation() & allowed
+            if not cont.array.any():
+                await self._restrict(~self.continuation())
+                return
+            if not await self.word_goes_on(cont):
+                return
+            await self.next_token(cont)
+
+    async def word_goes_on(self, allowed: TokenMask) -> bool:
+        """Sample whether the next token continues the current word within ``allowed`` (a subset
+        of ``continuation()``); the next token is then restricted to ``allowed`` or its complement.
+
+        Weighted like ``word_ends``. When the word ends, a twist adds the prior's log-probability
+        that it really ends here rather than going on with a continuation outside ``allowed``
+        (e.g. "L" when the prior wanted "Lamp" and "a" is banned): look-ahead for the next
+        token's weight, so resampling at this word boundary already sees it.
+        """
+        if await self._draw(self.prior.mask_dist(allowed), self.proposal.mask_dist(allowed)):
+            return True
+        ends = await self.prior.mask_dist(self.continuation()).log_prob(False)
+        if math.isfinite(ends) and ends < 0:
+            self.twist(ends)
+        return False
 
     async def propose_text(self, candidates: Sequence[str], *, at_least: float = 0.0) -> str | None:
         """Maybe write one of ``candidates`` (texts such as " mango") next; return it, or None.

@@ -59,9 +59,10 @@ class ExactWordCount(LibraryProgram):
     """A sentence of exactly ``n_words`` words.
 
     Strategy: write prose tokens; a new word may start only while fewer than ``n_words`` words
-    exist; once there are ``n_words``, sample whether the last word is complete (the proposal's
-    mass on everything but a continuation) and, when it is, write ".", "!" or "?".
-    Step granularity: one token.
+    exist; every word is completed in the step that starts it (``complete_word``), and the step
+    that completes word ``n_words`` also writes ".", "!" or "?", so resampling weighs the last
+    word together with the end it must allow.
+    Step granularity: one word (with its end mark for the last one).
     End conditions: a sentence-end mark after word ``n_words``, then EOS (scored by the prior).
     """
 
@@ -93,7 +94,12 @@ class ExactWordCount(LibraryProgram):
     async def step(self):
         n = count_words(self.text)
         tok = await self.prose_token(new_word=n < self.n_words, end=n == self.n_words)
-        if tok.text in END_MARKS:
+        if tok.text not in END_MARKS:
+            await self.complete_word()
+            if self.finished or count_words(self.text) < self.n_words:
+                return
+            await self.next_token(self.tokens.ends)
+        if not self.finished:
             await self.end()
 
     def check(self, text: str) -> bool:
@@ -209,9 +215,11 @@ class MaxWordLength(LibraryProgram):
     """A sentence of at least ``min_words`` words, none longer than ``max_word_chars`` characters.
 
     Strategy: write prose tokens, each restricted so that the word it starts or continues stays
-    within ``max_word_chars`` characters (punctuation around a word does not count); the sentence
-    may end once it has ``min_words`` words and must end by ``max_words``.
-    Step granularity: one token.
+    within ``max_word_chars`` characters (punctuation around a word does not count), and complete
+    the word in the same step (``word_goes_on`` over the continuations that fit: a word the
+    prior wanted longer ends, charged by a twist, instead of being cut to a non-word); the
+    sentence may end once it has ``min_words`` words and must end by ``max_words``.
+    Step granularity: one word.
     End conditions: a sentence-end mark after at least ``min_words`` words, then EOS.
     """
 
@@ -265,6 +273,12 @@ class MaxWordLength(LibraryProgram):
         )
         if tok.text in END_MARKS:
             await self.end()
+            return
+        while not self.finished and self.text[-1:] in LETTERS_DIGITS:  # the rest of the word, in this step
+            fits = self.continuation() & t.word_length(max(self.max_word_chars - len(current_word(self.text)), 0))
+            if not fits.array.any() or not await self.word_goes_on(fits):
+                return
+            await self.next_token(fits)
 
     def check(self, text: str) -> bool:
         ws = words(text)
@@ -438,9 +452,10 @@ def read_sentence_without_letter(task: str) -> dict[str, Any]:
 class BannedLetter(LibraryProgram):
     """A sentence that never uses the letter ``letter`` (either case).
 
-    Strategy: write prose tokens restricted to those without the letter; the sentence may end
-    after ``min_words`` words and must end by ``max_words``.
-    Step granularity: one token.
+    Strategy: write prose tokens restricted to those without the letter, completing each word in
+    the step that starts it (a word whose continuations all hold the letter simply ends); the
+    sentence may end after ``min_words`` words and must end by ``max_words``.
+    Step granularity: one word.
     End conditions: a sentence-end mark after at least ``min_words`` words, then EOS.
     """
 
@@ -481,7 +496,12 @@ class BannedLetter(LibraryProgram):
         n = count_words(self.text)
         extra = self.tokens.without_letters(self.letter)
         tok = await self.prose_token(new_word=n < self.max_words, end=n >= self.min_words, extra=extra)
-        if tok.text in END_MARKS:
+        if tok.text not in END_MARKS:
+            await self.complete_word(allowed=extra)
+            if self.finished or count_words(self.text) < self.max_words:
+                return
+            await self.next_token(self.tokens.ends)
+        if not self.finished:
             await self.end()
 
     def check(self, text: str) -> bool:

@@ -8,9 +8,11 @@ writes the text **one word per step**, so resampling happens only at word bounda
   (``propose_text``: weighted against the prior), or draws the next token from a mask that holds
   the word starts the constraints allow (banned letters, an initial letter, word length,
   characters left), a comma, and the segment's end once the segment may end;
-- inside a word it samples whether the word is complete (``word_ends``) and continues it only
-  with tokens the constraints allow, so a banned letter never forces a non-word: the word may
-  simply end;
+- inside a word it samples whether the word goes on with a token the constraints allow
+  (``word_goes_on``), so a banned letter never forces a non-word: its mass goes to ending the
+  word, and a twist charges that end with the prior's wish to continue;
+- the word that completes a segment is written in the same step as the segment's end, so
+  resampling weighs a last word together with the end it must allow ("... of." is rare);
 - every word it samples (not the task's own words) is an English word where the system has a
   word list (Debian's ``wamerican``): a particle that writes a non-word dies at the word's end
   and resampling replaces it;
@@ -269,7 +271,7 @@ class Composed(LibraryProgram):
             allowed = cont & self.word_filter(room)
             if not allowed.array.any():
                 return
-            if await self.word_ends():
+            if not await self.word_goes_on(allowed):
                 return
             await self.next_token(allowed)
 
@@ -291,15 +293,15 @@ class Composed(LibraryProgram):
         if forced is not None:
             await self.write_word(forced)
             self.placed_last = forced == self.last_word_due(k) and n + 1 >= lay.segment_min_words
-            return
-        if await self.maybe_propose(k, n, total):
-            return
-        tok = await self.next_token(self.boundary_mask(k, n, total))
-        if tok.text in END_MARKS or tok.text == "\n":
-            return
-        await self.finish_word()
-        word = current_word(self.text) or (words(self.text)[-1:] or [""])[0]
-        self.condition(not any(same_word(word, b) for b in lay.banned_words) and is_english(word, english_words()))  # cached: never copied with particles
+        elif not await self.maybe_propose(k, n, total):
+            tok = await self.next_token(self.boundary_mask(k, n, total))
+            if tok.text in END_MARKS or tok.text == "\n":
+                return
+            await self.finish_word()
+            word = current_word(self.text) or (words(self.text)[-1:] or [""])[0]
+            self.condition(not any(same_word(word, b) for b in lay.banned_words) and is_english(word, english_words()))  # cached: never copied with particles
+        if not self.finished and self.must_end(*self.position()):
+            await self.write_next()  # look-ahead: the segment's end joins the word that forces it
 
     async def maybe_propose(self, k: int, n: int, total: int) -> bool:
         """Perhaps place a segment's last word or a missing required word now; True if placed."""

@@ -50,10 +50,11 @@ def read_square_poem(task: str) -> dict[str, Any]:
 class SquarePoem(LibraryProgram):
     """A poem of ``n`` lines with exactly ``n`` words on each line.
 
-    Strategy: write prose tokens line by line; a new word may start only while the line has
-    fewer than ``n`` words; once it has ``n``, the line may only finish its last word, take one
-    punctuation mark and break (the last line ends the poem instead).
-    Step granularity: one token.
+    Strategy: write prose tokens line by line, completing each word in the step that starts it
+    (``complete_word``); a new word may start only while the line has fewer than ``n`` words;
+    the step that completes the ``n``-th word also writes one punctuation mark or the break
+    (the last line ends the poem instead), so the last word is never glued to the next one.
+    Step granularity: one word.
     End conditions: EOS (or an end mark, then EOS) after the ``n``-th word of line ``n``.
     """
 
@@ -89,11 +90,13 @@ class SquarePoem(LibraryProgram):
         in_line = count_words(self.text.split("\n")[-1])
         last_line = line_no == self.n - 1
         if in_line < self.n:
-            mask = self.prose_mask(new_word=True, end=False)
-        else:
-            mask = self.lm.masks.eos if last_line else t.newline
-            if self.text[-1] in LETTERS_DIGITS:
-                mask = mask | self.continuation() | t.ends | (t.none if last_line else t.comma)
+            await self.next_token(self.prose_mask(new_word=True, end=False))
+            await self.complete_word()
+            if self.finished or count_words(self.text.split("\n")[-1]) < self.n:
+                return
+        mask = self.lm.masks.eos if last_line else t.newline
+        if self.text[-1] in LETTERS_DIGITS:
+            mask = mask | t.ends | (t.none if last_line else t.comma)
         tok = await self.next_token(mask)
         if tok.is_eos:
             self.finish(self.text)

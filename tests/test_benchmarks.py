@@ -249,3 +249,22 @@ def test_self_steering_report_carries_coherency_per_system_and_combines(tmp_path
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["set"]["tasks"][1]["alone_coherency"] == 10.0 and len(summary["set"]["tasks"][1]["alone_answer"]) == 160
     assert (tmp_path / "summary.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fluency_summary_and_plot(tmp_path):
+    from benchmarks.bench_fluency import fluency, plot, summary
+    from selfsteer.planners.coherence import WordList
+
+    words_file = tmp_path / "words"
+    words_file.write_text("the\ncat\nsat\n")
+    rows = [{"system": "smc-1", "answer": "The cat sat.", "passed": True, "time_s": 1.0},
+            {"system": "smc-1", "answer": "The cat blorped.", "passed": False, "time_s": 3.0},
+            {"system": "best-of-n", "answer": None, "passed": False, "time_s": 2.0}]
+    for row in rows:
+        fluency(WordList(words_file), row)
+    assert rows[1]["unknown_words"] == ["blorped"] and rows[2]["word_share"] is None
+    table = summary(rows)
+    assert table["smc-1"]["pass_rate"] == 0.5 and table["smc-1"]["independent_pass_rate"] is None and table["smc-1"]["time_s"] == 2.0
+    assert math.isclose(table["smc-1"]["word_share"], (1 + 2 / 3) / 2) and table["smc-1"]["all_words_known"] == 0.5
+    assert table["best-of-n"]["word_share"] is None and table["best-of-n"]["coherency"] is None
+    assert plot(table, tmp_path / "f.png").stat().st_size > 0

@@ -10,6 +10,8 @@ import math
 import numpy as np
 import pytest
 
+from selfsteer.programs.base import LibraryProgram
+from selfsteer.programs.tokens import ProseTokens
 from selfsteer.smc import ExactLM, TextModel, smc, smc_steer
 
 LM = ExactLM(("a", "b", " c"), max_len=5, seed=7, concentration=0.8)
@@ -345,3 +347,39 @@ def test_a_word_end_binds_only_the_first_token_of_the_next_chunk(lm):
     assert chunks and all(c.token_ids[0] not in cont for c in chunks)
     assert sum(t in cont for c in chunks for t in c.token_ids[1:]) > 0
     assert any(c.stop_reason == "stop" for c in chunks)
+
+
+class WholeWords(LibraryProgram):
+    """One token a step (no "b" after the first), then `complete_word` continues the word with
+    tokens other than "b" (a "b" the proposal wanted ends the word instead)."""
+
+    def __init__(self, lm, prior, proposal):
+        TextModel.__init__(self, lm, prior, proposal, max_tokens=5)
+        self.tokens = ProseTokens.of(lm)
+
+    async def step(self):
+        tok = await self.next_token(~self.lm.masks.containing("b") if self.text else None)
+        if tok.is_eos:
+            self.finish(self.text)
+            return
+        await self.complete_word(allowed=~self.lm.masks.containing("b"))
+
+
+class NoContinuation(WholeWords):
+    """No continuation allowed: the word ends at once (the next token starts a word or ends)."""
+
+    async def step(self):
+        tok = await self.next_token()
+        if tok.is_eos:
+            self.finish(self.text)
+            return
+        await self.complete_word(allowed=self.tokens.none)
+
+
+@pytest.mark.parametrize("proposal", [None, "b"], ids=["own proposal", "separate proposal"])
+def test_complete_word_is_properly_weighted(proposal):
+    # every token continues a word here ("a", "b"), except " c" and EOS: after the first token,
+    # "b" may never follow a letter, i.e. never appear again
+    assert_unbiased(make(WholeWords, proposal), z_of(lambda s: B not in s[1:]))
+    # with no continuation allowed, only the first token may be "a" or "b"
+    assert_unbiased(make(NoContinuation, proposal), z_of(lambda s: all(t in (C, EOS) for t in s[1:])))
