@@ -14,6 +14,7 @@ from selfsteer.smc import LanguageModel
 
 from .base import LibraryProgram
 from .phrasing import (
+    BARE_LIST,
     NUM,
     ORD,
     ExtractionError,
@@ -126,10 +127,12 @@ def read_sentence_words_at_positions(task: str) -> dict[str, Any]:
 class WordsAtPositions(LibraryProgram):
     """A sentence with given words at given (1-based) positions, optionally of exactly ``n_words``.
 
-    Strategy: write prose tokens; when the next word's position is fixed, sample whether the
-    current word is complete and, once it is, force the given word (scored by the prior) and
-    forbid continuing it. Without ``n_words`` the sentence may end after the last fixed position.
-    Step granularity: one token or one forced word.
+    Strategy: write prose tokens, completing each word in the step that starts it
+    (``complete_word``), so every step ends at a word boundary; when the next word's position is
+    fixed, force the given word (scored by the prior) and forbid continuing it. The step that
+    completes the last allowed word also writes ".", "!" or "?". Without ``n_words`` the sentence
+    may end after the last fixed position.
+    Step granularity: one word (with its end mark for the last one).
     End conditions: a sentence-end mark once the length is right, then EOS.
     """
 
@@ -178,22 +181,22 @@ class WordsAtPositions(LibraryProgram):
         self.min_words = n_words or last_fixed
         self.max_words = n_words or last_fixed + 12
         super().__init__(lm, task, max_tokens=4 * self.max_words + 8)
-        self.fixed_last = False  # the last word was forced: it may not be continued
 
     async def step(self):
         n = count_words(self.text)
         forced = self.words_at.get(n + 1)
         if forced is not None and n < self.max_words:
-            if self.fixed_last or await self.word_ends():
-                await self.extend_with(forced[0].upper() + forced[1:] if n == 0 else " " + forced)
-                self.fixed_last = True
-            else:
-                await self.next_token(self.continuation())
-            return
-        tok = await self.prose_token(new_word=n < self.max_words, end=n >= self.min_words, cont=not self.fixed_last)
-        self.fixed_last = False
-        if tok.text in END_MARKS:
-            await self.end()
+            await self.extend_with(forced[0].upper() + forced[1:] if n == 0 else " " + forced)
+        else:
+            tok = await self.prose_token(new_word=n < self.max_words, end=n >= self.min_words, cont=False)
+            if tok.text in END_MARKS:
+                await self.end()
+                return
+            await self.complete_word()
+        if not self.finished and count_words(self.text) == self.max_words:
+            await self.next_token(self.tokens.ends)
+            if not self.finished:
+                await self.end()
 
     def check(self, text: str) -> bool:
         ws = words(text)
@@ -290,7 +293,10 @@ NEGATION = re.compile(r"\b(?:not|never|no|without|avoid\w*|don't|doesn't|forbid\
 
 def read_sentence_including_words(task: str) -> dict[str, Any]:
     """The parameters of ``sentence_including_words`` read from ``task`` (`ExtractionError` naming what is missing)."""
-    trigger = r"\b(?:includ\w*|contain\w*|uses?|using|with)\s+(?:the\s+)?(?:following\s+)?(?:words?|terms?)\b|\bwords?\s+(?:are\s+)?included\b"
+    trigger = (
+        r"\b(?:includ\w*|contain\w*|uses?|using|with)\s+(?:the\s+)?(?:following\s+)?(?:words?|terms?)\b|\bwords?\s+(?:are\s+)?included\b"
+        rf"|\b(?:includ\w*|contain\w*|mention\w*|featur\w*)\s+{BARE_LIST}"
+    )
     m = re.search(trigger, task, re.I)
     if m is None:
         raise ExtractionError("could not find the words to include (e.g. \"uses the words 'a' and 'b'\")")
@@ -303,13 +309,14 @@ def read_sentence_including_words(task: str) -> dict[str, Any]:
 class IncludeWords(LibraryProgram):
     """A sentence that includes every one of the given words.
 
-    Strategy: write prose tokens; at each word boundary, while required words are missing,
-    ``propose_text`` may force one of them (with at least the proposal's own probability of
+    Strategy: write prose tokens, completing each word in the step that starts it
+    (``complete_word``), so every step ends at a word boundary; there, while required words are
+    missing, ``propose_text`` may force one of them (with at least the proposal's own probability of
     starting it, and surely once the remaining slots run out), weighted against the prior so
     that resampling keeps particles where the word fits; a twist of
     ``-MISSING_WORD_COST`` per missing word keeps particles that insert early from losing out to
     those that have not paid for their words yet.
-    Step granularity: one token or one forced word.
+    Step granularity: one word (generated or forced).
     End conditions: a sentence-end mark once all words are present (at least ``min_words``), then EOS.
     """
 
@@ -347,7 +354,6 @@ class IncludeWords(LibraryProgram):
         self.min_words = 4
         self.max_words = max(max_words, len(self.required) + 2)
         super().__init__(lm, task, max_tokens=4 * self.max_words + 8)
-        self.fixed_last = False
 
     def missing(self) -> list[str]:
         present = words(self.text)
@@ -362,19 +368,16 @@ class IncludeWords(LibraryProgram):
         n = count_words(self.text)
         missing = self.missing()
         if missing and n < self.max_words:
-            if not (self.fixed_last or await self.word_ends()):
-                await self.next_token(self.continuation())
-                return
             texts = [w[0].upper() + w[1:] if n == 0 else " " + w for w in missing]
             at_least = min(1.0, len(missing) / (self.max_words - n)) / len(missing)
             if await self.propose_text(texts, at_least=at_least) is not None:
-                self.fixed_last = True
                 return
         end = not missing and n >= self.min_words
-        tok = await self.prose_token(new_word=n < self.max_words, end=end, cont=not self.fixed_last)
-        self.fixed_last = False
+        tok = await self.prose_token(new_word=n < self.max_words, end=end, cont=False)
         if tok.text in END_MARKS:
             await self.end()
+        else:
+            await self.complete_word()
 
     def check(self, text: str) -> bool:
         present = words(text)

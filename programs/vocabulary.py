@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from .phrasing import (
+    BARE_LIST,
     AT_MOST,
     BELOW,
     NUM,
@@ -379,6 +380,7 @@ class RequiredWords(Constraint):
     CUES: ClassVar[tuple[str, ...]] = (
         r"\b(?:includ\w*|contain\w*|us(?:e|es|ing)|mention\w*|featur\w*|with)\s+(?:the\s+|all\s+of\s+the\s+|each\s+of\s+the\s+|both\s+)?(?:following\s+)?(?:words?|terms?)\b",
         rf"\b(?:includ\w*|contain\w*|mention\w*|featur\w*)\s+(?=(?:both\s+)?{Q_OPEN})(?:both\s+)?",
+        rf"\b(?:includ\w*|contain\w*|mention\w*|featur\w*)\s+{BARE_LIST}",
         r"\bwords?\s+(?:are\s+)?included\s*:?",
     )
 

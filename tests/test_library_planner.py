@@ -330,3 +330,41 @@ def test_plan_cli_shows_the_composed_program(capsys):
     out = capsys.readouterr().out
     assert "# interpreted as: sentence(word_count(min_words=9, max_words=9), banned_letters(letters='e'))" in out
     assert "class ComposedTask(Composed):" in out
+
+
+BARE_LISTS = [
+    ("Write a sentence mentioning copper, orchard and violin.", ["copper", "orchard", "violin"]),
+    ("Write a sentence that includes copper and violin.", ["copper", "violin"]),
+    ("Write a sentence using the words copper, orchard and violin.", ["copper", "orchard", "violin"]),
+    ("Compose a sentence about autumn including lantern, harbor, and whisper.", ["lantern", "harbor", "whisper"]),
+]
+
+
+@pytest.mark.parametrize("task, required", BARE_LISTS)
+def test_unquoted_word_lists_are_required_words(planner, task, required):
+    """Issue 18: an unquoted list after 'mentioning' / 'including' / 'using the words' is read as
+    required words, and the first plan enforces every one of them."""
+    assert parse_prose(task) == ("sentence", [RequiredWords(tuple(required))])
+    plan = planner.plan(task)
+    assert plan.program_name in ("sentence_including_words", "composed")
+    words = plan.params.get("words") or plan.params["constraints"][0]["words"]
+    assert list(words) == required
+
+
+@pytest.mark.parametrize("task", ["Write a story including a dog and a cat.", "Write a sentence including rivers, which are long."])
+def test_prose_after_including_is_not_a_word_list(task):
+    assert parse_prose(task) == ("sentence", [])
+
+
+def test_library_extraction_failure_falls_back_to_the_composed_program(planner, monkeypatch):
+    """Where no library program's parameters can be read but the vocabulary reads the task, the
+    planner composes a program instead of failing."""
+    import selfsteer.planners.library as library
+
+    def unreadable(name, task):
+        raise ExtractionError(f"{name}: unreadable")
+
+    monkeypatch.setattr(library, "extract_params", unreadable)
+    plan = LibraryPlanner(embedder=planner.embedder).plan("Write a sentence mentioning copper, orchard and violin.")
+    assert plan.program_name == "composed"
+    assert plan.interpreted_as() == "sentence(required_words(words=['copper', 'orchard', 'violin']))"
