@@ -27,8 +27,9 @@ CLOCK = r"(\d{1,2})(?::(\d{2}))?\s*(am|pm|a\.m\.|p\.m\.)?"
 AT_MOST = r"(?:at most|no more than|not more than|up to|a maximum of|maximum of|max(?:imum)?|within)"
 AT_LEAST = r"(?:at least|no fewer than|no less than|not fewer than|a minimum of|minimum of|min(?:imum)?)"
 BARE_WORD = r"[A-Za-z][\w'’-]*"
-# a bare list of words that closes its sentence: "copper, orchard and violin." (look-ahead only)
-BARE_LIST = rf"(?={BARE_WORD}(?:\s*,\s*{BARE_WORD})*\s*,?\s+and\s+{BARE_WORD}\s*(?:[.;!?]|$))"
+# a bare list of words that closes its sentence: "copper, orchard and violin." (look-ahead only);
+# not what a count includes ("including spaces and punctuation")
+BARE_LIST = rf"(?![^.;!?]*\b(?:spaces?|whitespaces?|punctuation|characters?|letters?|digits?|numbers?)\b)(?={BARE_WORD}(?:\s*,\s*{BARE_WORD})*\s*,?\s+and\s+{BARE_WORD}\s*(?:[.;!?]|$))"
 BELOW = r"(?:fewer than|less than|under|below|shorter than)"
 
 

@@ -41,8 +41,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from .phrasing import (
-    BARE_LIST,
     AT_MOST,
+    BARE_LIST,
     BELOW,
     NUM,
     ORD,
