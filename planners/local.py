@@ -69,7 +69,7 @@ class PrefixStore:
     def load(self, lm: LanguageModel, ids: list[int]) -> bool:
         import torch
 
-        from selfsteer.smc.lm.kv import Segment
+        from selfsteer.smc.lm.transformers.kv import Segment
 
         path = self.path(lm, ids)
         if not self.supports(lm) or not path.is_file():

@@ -279,7 +279,7 @@ class MaxWordLength(LibraryProgram):
             return
         while not self.finished and self.text[-1:] in LETTERS_DIGITS:  # the rest of the word, in this step
             fits = self.continuation() & t.word_length(max(self.max_word_chars - len(current_word(self.text)), 0))
-            if not fits.array.any() or not await self.word_goes_on(fits):
+            if not len(fits) or not await self.word_goes_on(fits):
                 return
             await self.next_token(fits)
 

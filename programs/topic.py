@@ -3,7 +3,7 @@
 `content_instruction(task, default)` keeps what a task says to write about (and the genre when
 it names one) and drops the constraint phrasing: "Write a 9-word sentence about a bicycle
 without the letter e" becomes "Write a sentence about a bicycle." A task that names no topic
-gets ``default`` (e.g. "Write a sentence."), the task-agnostic prior.
+gets ``default`` (e.g. "Write a sentence."), the prior of a task that names no topic.
 """
 
 from __future__ import annotations

@@ -15,9 +15,10 @@ expands every particle into a beam and selects without replacement.
    unbiased;
 
 until every particle has finished, all are dead, ``max_steps`` steps have run or ``time_limit``
-seconds have passed, or the run is cancelled (Ctrl-C in `smc`, ``task.cancel()`` around
-`smc_async`): a cancelled run returns the particles so far with status ``interrupted`` instead of
-raising. ``ess_threshold=0`` never resamples (importance sampling); ``1`` resamples
+seconds have passed, or Ctrl-C interrupts `smc` / `smc_steer`: that run returns the particles so
+far with status ``interrupted`` instead of raising. Cancelling the task of `smc_async` follows
+asyncio's contract and raises `asyncio.CancelledError` (so ``asyncio.wait_for`` and servers that
+cancel a request's run work as they expect). ``ess_threshold=0`` never resamples (importance sampling); ``1`` resamples
 at every step where the weights are not all equal.
 
 An optional ``reweight`` policy (e.g. `selfsteer.smc.scaling.Exploration`) changes which
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import math
 import os
@@ -198,7 +200,7 @@ def stop_before_step(n_steps: int, max_steps: int, deadline: float | None) -> St
 
 async def step_particles(particles: Sequence[Model], deadline: float | None) -> bool | None:
     """Step all unfinished particles concurrently; False if the deadline cut the step short, None if
-    the run was cancelled (Ctrl-C): the engine then returns the particles finished so far."""
+    the run was cancelled (see `run_loop`)."""
     active = [p for p in particles if not p.finished]
     for p in active:
         p.untwist()
@@ -340,6 +342,8 @@ async def run_loop(
             stepped, index = strategy.expand(particles, rng)
             completed = await step_particles(stepped, deadline)
             if completed is None:
+                if not RETURN_ON_INTERRUPT.get():
+                    raise asyncio.CancelledError
                 particles, status = stepped, Status.INTERRUPTED
                 break
             apply_checks(stepped)
@@ -392,6 +396,19 @@ async def smc_async(
                           time_limit=time_limit, trace=trace, progress=progress)
 
 
+RETURN_ON_INTERRUPT: contextvars.ContextVar[bool] = contextvars.ContextVar("return_on_interrupt", default=False)
+"""True inside `smc` / `smc_steer`: a cancelled run (Ctrl-C) returns its particles instead of raising."""
+
+
+def run_interruptible(coro):
+    """`run_sync` for the engines' synchronous entry points: Ctrl-C returns the run so far."""
+    token = RETURN_ON_INTERRUPT.set(True)
+    try:
+        return run_sync(coro)
+    finally:
+        RETURN_ON_INTERRUPT.reset(token)
+
+
 def run_sync(coro):
     """Run a coroutine from synchronous code; inside a running loop, name the async twin to await.
 
@@ -433,9 +450,9 @@ def smc(
         reweight: a policy whose potentials steer which particles resampling copies, without
             changing the target (see the module docstring).
 
-    Ctrl-C (or cancelling `smc_async`'s task) ends the run with status ``interrupted`` and the
+    Ctrl-C ends the run with status ``interrupted`` and the
     particles finished so far. Inside a running event loop (Jupyter) use ``await smc_async(...)``.
     """
-    return run_sync(smc_async(model, n_particles, ess_threshold=ess_threshold, resampling=resampling, seed=seed,
+    return run_interruptible(smc_async(model, n_particles, ess_threshold=ess_threshold, resampling=resampling, seed=seed,
                               max_steps=max_steps, time_limit=time_limit, record=record, progress=progress,
                               reweight=reweight))

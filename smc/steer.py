@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .inference import reseed, run_loop, run_sync, validate_model, validate_settings
+from .inference import reseed, run_interruptible, run_loop, validate_model, validate_settings
 from .model import Model
 from .resampling import systematic
 from .result import Result
@@ -134,5 +134,5 @@ def smc_steer(
 
     ``seed``, ``max_steps``, ``time_limit``, ``record`` and ``progress`` as for `smc`.
     """
-    return run_sync(smc_steer_async(model, n_particles, n_beam, seed=seed, max_steps=max_steps,
+    return run_interruptible(smc_steer_async(model, n_particles, n_beam, seed=seed, max_steps=max_steps,
                                     time_limit=time_limit, record=record, progress=progress))

@@ -188,3 +188,23 @@ class ListOutput(Model):
 def test_unhashable_outputs_are_merged_by_value():
     r = smc(ListOutput(), 4, seed=0)
     assert len(r.posterior) == 1 and math.isclose(sum(r.posterior.values()), 1.0)
+
+
+class Endless(Model):
+    """Never finishes by itself: a step yields to the event loop and does nothing."""
+
+    async def step(self):
+        await asyncio.sleep(0.01)
+
+
+def test_cancelling_smc_async_raises_as_asyncio_expects():
+    async def main():
+        with pytest.raises(TimeoutError):  # wait_for cancels the run and sees the cancellation
+            await asyncio.wait_for(smc_async(Endless(), 4, seed=0), timeout=0.2)
+        task = asyncio.ensure_future(smc_async(Endless(), 4, seed=0))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())

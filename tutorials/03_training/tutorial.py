@@ -19,6 +19,7 @@
 # Run it with `python tutorials/03_training/tutorial.py` (a few minutes on a CPU).
 
 # %%
+import asyncio
 import os
 import tempfile
 from pathlib import Path
@@ -27,12 +28,12 @@ import numpy as np
 import torch
 
 from selfsteer.smc import load_lm
-from selfsteer.training import config_from_dict, load_task, sample_groups, train, wrap_policy
+from selfsteer.training import config_from_dict, load_task, train, wrap_policy
 from selfsteer.training.advantages import group_z
 from selfsteer.training.config import TaskSettings
 from selfsteer.training.objectives.recipe import Recipe
 from selfsteer.training.rewards import correctness
-from selfsteer.training.rollout import qa_prompt
+from selfsteer.training.rollout import qa_prompt, sample_groups_async
 
 FAST = os.environ.get("SELFSTEER_FAST") == "1"  # the test suite runs this tutorial at tiny scale
 torch.set_num_threads(1)  # small matrices on a shared CPU: one thread avoids contention
@@ -56,14 +57,15 @@ print(task.extract("Let me see... 3 + 4 = 7."), task.is_correct("7", question))
 # %% [markdown]
 # ## 2. Rollouts are particles
 #
-# `sample_groups` runs one SMC population per question (all questions concurrently, so their
+# `sample_groups` (`await sample_groups_async(...)` inside an event loop) runs one SMC population
+# per question (all questions concurrently, so their
 # forward passes batch together). Each `Sample` records the completion's token ids, each token's
 # log-probability under the sampling policy, and whether the completion was truncated at the
 # token limit L. These are exactly what the reward and advantage hooks may read.
 
 # %%
 G, L = (4, 6) if FAST else (8, 10)
-groups = sample_groups(lm, task.train[:2], group_size=G, max_tokens=L, temperature=1.0, seed=0, prompt=qa_prompt)
+groups = await sample_groups_async(lm, task.train[:2], group_size=G, max_tokens=L, temperature=1.0, seed=0, prompt=qa_prompt)
 for s in groups[0][:4]:
     s.answer = task.extract(s.text)
     s.correct = task.is_correct(s.answer, s.question)
@@ -115,7 +117,8 @@ config = config_from_dict({
 policy = wrap_policy(lm, lora=config.model.lora)
 print(len(policy.trainable()), "trainable tensors (LoRA adapters)")
 
-result = train(config, policy=policy, task=task)
+# `train` drives its own event loop, so inside a notebook it runs in a worker thread
+result = await asyncio.to_thread(train, config, policy=policy, task=task)
 for row in result.history:
     print({k: round(v, 3) for k, v in row.items() if k in ("step", "reward", "accuracy", "rewards/brier", "policy_loss")})
 print("held-out before/after:", [{k: round(v, 3) for k, v in e.items() if k in ("accuracy", "formatted", "ece")}
@@ -152,7 +155,7 @@ print(sorted(p.name for p in (OUT / "rlcr").iterdir()))
 from selfsteer.training.rl import RLObjective  # noqa: E402
 
 mine = RLObjective(recipe, policy, task, sampling=config.sampling, loss=config.loss, seed=1)
-batch = mine.collect(list(task.train[:2]), step=0)
+batch = await asyncio.to_thread(mine.collect, list(task.train[:2]), step=0)  # collect runs its own loop too
 print({k: round(v, 3) for k, v in batch.metrics.items() if k in ("reward", "accuracy", "distinct_answers")})
 optimizer = torch.optim.AdamW(policy.trainable().values(), lr=5e-4)
 for part in batch.parts(2):
@@ -172,8 +175,8 @@ print("one step of my_recipe done; loss contributions:", {k: round(v, 4) for k, 
 # %%
 from selfsteer.training.objectives.rlcr import ConfidenceRollout  # noqa: E402
 
-after = sample_groups(lm, task.eval[:1], group_size=G, max_tokens=L, temperature=1.0, seed=3,
-                      program=ConfidenceRollout, prompt=qa_prompt)
+after = await sample_groups_async(lm, task.eval[:1], group_size=G, max_tokens=L, temperature=1.0, seed=3,
+                                  program=ConfidenceRollout, prompt=qa_prompt)
 for s in after[0][:3]:
     print(repr(s.text))
 
